@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and integration tests, the wasm build, and the browser tests in
+# headless Debian chromium. Installs what it needs first (skipping what is there).
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy (native and wasm32), warnings are errors"
+ensure_wasm_target
+cargo clippy --release --features native --all-targets -- -D warnings
+cargo clippy --release --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test --release --features native"
+cargo test --release --features native
+
+build_web
+ensure_chromium
+step "browser tests (node --test tests/e2e, headless chromium)"
+node --test --test-reporter=spec tests/e2e/

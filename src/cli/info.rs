@@ -1,0 +1,50 @@
+//! `retrato info FILE`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::Device;
+use retrato::model::Generator;
+
+use super::files::load_model;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A retrato model file, or a PyTorch DCGAN netG state_dict saved as safetensors.
+    file: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let model = load_model(&args.file)?;
+    let generator = model.generator(&Device::flex()).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let parameters = match &generator {
+        Generator::Dcgan(g) => g.num_params(),
+        Generator::Mlp(g) => g.num_params(),
+        Generator::Vae(d) => d.num_params(),
+    };
+    let header = &model.header;
+    let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    println!("file        {}", args.file.display());
+    println!("family      {}", header.model.family());
+    println!("format      version {}, {:?} storage, {:.2} MB", header.format_version, header.storage, bytes as f64 / 1e6);
+    let size = header.model.image_size();
+    let latent = header.model.latent_dim();
+    println!("generator   {parameters} parameters, latent {latent}, {size}x{size} images");
+    println!("dataset     {}", or_dash(&header.dataset));
+    println!("steps       {}", header.steps);
+    println!("created     {}", or_dash(&header.created));
+    for (name, value) in &header.metrics {
+        println!("metric      {name} = {value}");
+    }
+    if !header.notes.is_empty() {
+        println!("notes       {}", header.notes);
+    }
+    println!("tensors     {} ({} values)", model.tensor_names().count(), model.value_count());
+    println!("config      {}", serde_json::to_string(&header.model)?);
+    Ok(())
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}

@@ -1,0 +1,52 @@
+//! Native CLI: argument parsing and one module per command. Errors end as one line on stderr
+//! (`error: FILE: reason`) and a non-zero exit code, never a panic.
+
+mod device;
+mod files;
+mod info;
+mod init;
+mod sample;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// retrato: portrait GANs on your own machine and in the browser.
+///
+/// Create a model, draw portraits from it, look inside a model file. The same model files run
+/// in the retrato web page.
+#[derive(Parser)]
+#[command(version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a model file with random (untrained) weights for any family.
+    Init(init::Args),
+    /// Draw portraits from a model file into a PNG grid (or separate files).
+    Sample(sample::SampleArgs),
+    /// Morph one portrait into another along the sphere of latent space (a PNG strip).
+    Interpolate(sample::InterpolateArgs),
+    /// Show what a model file holds: family, configuration, training, metrics, size.
+    Info(info::Args),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Sample(args) => sample::run_sample(args),
+        Command::Interpolate(args) => sample::run_interpolate(args),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

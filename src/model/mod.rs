@@ -1,0 +1,169 @@
+//! The model families: one file each, every one a burn `Module` built from a `Config`.
+//! [`ModelConfig`] names a family and its full configuration (this is what the model file
+//! stores); [`Generator`] is whichever network turns latent vectors into images.
+
+pub mod dcgan;
+pub mod mlp;
+pub mod vae;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use dcgan::DcganConfig;
+pub use mlp::MlpConfig;
+pub use vae::VaeConfig;
+
+/// A model family with its full configuration, as stored in a model file's header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum ModelConfig {
+    Dcgan(DcganConfig),
+    Mlp(MlpConfig),
+    Vae(VaeConfig),
+}
+
+/// The family names, for the CLI and error messages.
+pub const FAMILIES: [&str; 3] = ["dcgan", "mlp", "vae"];
+
+/// Which value range a generator's raw output lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputRange {
+    /// tanh output, the GAN convention.
+    MinusOneToOne,
+    /// sigmoid output, the VAE's.
+    ZeroToOne,
+}
+
+impl ModelConfig {
+    /// The default configuration of a family (64x64 RGB).
+    pub fn default_for(family: &str) -> Option<Self> {
+        match family {
+            "dcgan" => Some(Self::Dcgan(DcganConfig::new())),
+            "mlp" => Some(Self::Mlp(MlpConfig::new())),
+            "vae" => Some(Self::Vae(VaeConfig::new())),
+            _ => None,
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            Self::Dcgan(_) => "dcgan",
+            Self::Mlp(_) => "mlp",
+            Self::Vae(_) => "vae",
+        }
+    }
+
+    pub fn latent_dim(&self) -> usize {
+        match self {
+            Self::Dcgan(c) => c.latent_dim,
+            Self::Mlp(c) => c.latent_dim,
+            Self::Vae(c) => c.latent_dim,
+        }
+    }
+
+    pub fn image_size(&self) -> usize {
+        match self {
+            Self::Dcgan(c) => c.image_size,
+            Self::Mlp(c) => c.image_size,
+            Self::Vae(c) => c.image_size,
+        }
+    }
+
+    /// Checks the numbers a person could get wrong in a config file, so that building the
+    /// network never panics on them.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, value: usize| match value {
+            0 => Err(format!("{name} must be at least 1")),
+            _ => Ok(()),
+        };
+        let probability = |name: &str, p: f64| match (0.0..1.0).contains(&p) {
+            true => Ok(()),
+            false => Err(format!("{name} must be in [0, 1), not {p}")),
+        };
+        match self {
+            Self::Dcgan(c) => {
+                c.resolution_steps()?;
+                positive("latent_dim", c.latent_dim)?;
+                positive("g_width", c.g_width)?;
+                positive("d_width", c.d_width)?;
+                positive("channels", c.channels)?;
+                probability("d_dropout", c.d_dropout)
+            }
+            Self::Mlp(c) => {
+                positive("latent_dim", c.latent_dim)?;
+                positive("image_size", c.image_size)?;
+                positive("channels", c.channels)?;
+                for &w in c.g_hidden.iter().chain(&c.d_hidden) {
+                    positive("hidden width", w)?;
+                }
+                probability("g_dropout", c.g_dropout)?;
+                probability("d_dropout", c.d_dropout)
+            }
+            Self::Vae(c) => {
+                c.resolution_steps()?;
+                positive("latent_dim", c.latent_dim)?;
+                positive("width", c.width)?;
+                positive("channels", c.channels)
+            }
+        }
+    }
+
+    pub fn output_range(&self) -> OutputRange {
+        match self {
+            Self::Vae(_) => OutputRange::ZeroToOne,
+            _ => OutputRange::MinusOneToOne,
+        }
+    }
+
+    /// A freshly initialised generator (for a VAE, its decoder).
+    pub fn init_generator(&self, device: &Device) -> Generator {
+        match self {
+            Self::Dcgan(c) => Generator::Dcgan(c.init_generator(device)),
+            Self::Mlp(c) => Generator::Mlp(c.init_generator(device)),
+            Self::Vae(c) => Generator::Vae(c.init_decoder(device)),
+        }
+    }
+}
+
+/// Whichever network maps latent vectors to images. Cloning is cheap (tensors are shared).
+#[derive(Clone, Debug)]
+pub enum Generator {
+    Dcgan(dcgan::Generator),
+    Mlp(mlp::Generator),
+    Vae(vae::Decoder),
+}
+
+impl Generator {
+    pub fn latent_dim(&self) -> usize {
+        match self {
+            Self::Dcgan(g) => g.latent_dim(),
+            Self::Mlp(g) => g.latent_dim(),
+            Self::Vae(d) => d.latent_dim(),
+        }
+    }
+
+    /// The network's own output: [-1, 1] for GANs, [0, 1] for the VAE.
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        match self {
+            Self::Dcgan(g) => g.forward(z),
+            Self::Mlp(g) => g.forward(z),
+            Self::Vae(d) => d.forward(z),
+        }
+    }
+
+    pub fn output_range(&self) -> OutputRange {
+        match self {
+            Self::Vae(_) => OutputRange::ZeroToOne,
+            _ => OutputRange::MinusOneToOne,
+        }
+    }
+
+    /// Images in [0, 1], whatever the family.
+    pub fn generate(&self, z: Tensor<2>) -> Tensor<4> {
+        let raw = self.forward(z);
+        match self.output_range() {
+            OutputRange::MinusOneToOne => ((raw + 1.0) * 0.5).clamp(0.0, 1.0),
+            OutputRange::ZeroToOne => raw.clamp(0.0, 1.0),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The page's door into the library (wasm-bindgen). Thin on purpose: it picks the backend
+//! once, keeps the loaded generator, and hands RGBA pixels back; every decision about models,
+//! latents and pixels is made by the same code the CLI uses.
+
+use std::cell::RefCell;
+
+use burn::tensor::{Device, Tensor};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::model::Generator;
+use crate::sample::{run, seeded_latents};
+use crate::weights::ModelFile;
+
+/// What runs the model, and why that one.
+#[derive(Clone, Serialize)]
+pub struct Backend {
+    /// "webgpu" or "cpu".
+    pub name: String,
+    /// One sentence for the page's badge.
+    pub reason: String,
+}
+
+/// What the page shows about a loaded model.
+#[derive(Serialize)]
+pub struct ModelInfo {
+    pub family: String,
+    pub dataset: String,
+    pub notes: String,
+    pub steps: u64,
+    pub image_size: usize,
+    pub latent_dim: usize,
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// Portraits as RGBA bytes, tile after tile, for `ImageData`.
+#[derive(Serialize)]
+pub struct Portraits {
+    pub count: usize,
+    pub width: usize,
+    pub height: usize,
+    #[serde(with = "serde_bytes_as_array")]
+    pub rgba: Vec<u8>,
+}
+
+/// Sends bytes as a Uint8Array rather than a JS array of numbers.
+mod serde_bytes_as_array {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+}
+
+struct State {
+    device: Device,
+    backend: Backend,
+    generator: Option<Generator>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Chooses the backend once: WebGPU when the browser gives an adapter (unless `force_cpu`),
+/// else burn's CPU backend compiled to wasm.
+#[wasm_bindgen(js_name = initBackend)]
+pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
+    if let Some(backend) = STATE.with_borrow(|s| s.as_ref().map(|s| s.backend.clone())) {
+        return to_js(&backend);
+    }
+    let (device, backend) = match force_cpu {
+        true => cpu("CPU chosen in the page's settings".into()),
+        false => match webgpu_available().await {
+            Err(reason) => cpu(format!("WebGPU unavailable ({reason}): running on CPU")),
+            Ok(()) => match Device::wgpu_options().init_async().await {
+                Ok(device) => (device, Backend { name: "webgpu".into(), reason: "running on your GPU (WebGPU)".into() }),
+                Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
+            },
+        },
+    };
+    let reply = to_js(&backend);
+    STATE.with_borrow_mut(|s| *s = Some(State { device, backend, generator: None }));
+    reply
+}
+
+fn cpu(reason: String) -> (Device, Backend) {
+    (Device::flex(), Backend { name: "cpu".into(), reason })
+}
+
+/// Asks the browser for an adapter before burn does, so that "no WebGPU" is a clear reason
+/// rather than a panic deep in wgpu.
+async fn webgpu_available() -> Result<(), String> {
+    let global = js_sys::global();
+    let navigator = js_sys::Reflect::get(&global, &"navigator".into()).map_err(|_| "no navigator")?;
+    let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).map_err(|_| "no navigator.gpu")?;
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser has no navigator.gpu".into());
+    }
+    let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or("navigator.gpu.requestAdapter is missing")?;
+    let promise = request.call0(&gpu).map_err(|_| "requestAdapter threw")?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|_| "requestAdapter failed")?;
+    match adapter.is_null() || adapter.is_undefined() {
+        true => Err("no GPU adapter was offered".into()),
+        false => Ok(()),
+    }
+}
+
+/// Validates a model file's bytes and makes it the current generator.
+#[wasm_bindgen(js_name = loadModel)]
+pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
+    let file = ModelFile::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+    let device = with_state(|s| s.device.clone())?;
+    let generator = file.generator(&device).map_err(|e| JsError::new(&e.to_string()))?;
+    let header = &file.header;
+    let info = ModelInfo {
+        family: header.model.family().into(),
+        dataset: header.dataset.clone(),
+        notes: header.notes.clone(),
+        steps: header.steps,
+        image_size: header.model.image_size(),
+        latent_dim: header.model.latent_dim(),
+        metrics: header.metrics.clone(),
+    };
+    STATE.with_borrow_mut(|s| s.as_mut().map(|s| s.generator = Some(generator)));
+    to_js(&info)
+}
+
+/// Portraits `first..first + count` of `seed` (a decimal string: seeds are u64, beyond
+/// JavaScript's exact integers), the same as `retrato sample --seed` gives.
+#[wasm_bindgen]
+pub async fn generate(seed: String, first: u32, count: u32) -> Result<JsValue, JsError> {
+    let seed: u64 = seed.trim().parse().map_err(|_| JsError::new(&format!("seed must be a whole number from 0 to {}, not '{seed}'", u64::MAX)))?;
+    let (device, generator) = with_state(|s| (s.device.clone(), s.generator.clone()))?;
+    let generator = generator.ok_or_else(|| JsError::new("no model loaded"))?;
+    let z = seeded_latents(&generator, seed, first as u64, count as usize, &device);
+    let images: Tensor<4> = run(&generator, z, false);
+    let [n, c, h, w] = images.dims();
+    // [N, C, H, W] → [N, H, W, C] bytes, done on the device so only bytes cross back.
+    let bytes = (images.permute([0, 2, 3, 1]) * 255.0 + 0.5).clamp(0.0, 255.0);
+    let data = bytes.into_data_async().await.map_err(|e| JsError::new(&format!("reading the portraits back failed: {e:?}")))?;
+    let values = data.convert::<f32>().try_into_vec::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+    let mut rgba = Vec::with_capacity(n * h * w * 4);
+    for pixel in values.chunks_exact(c) {
+        let channel = |k: usize| pixel[k.min(c - 1)] as u8;
+        rgba.extend([channel(0), channel(1), channel(2), 255]);
+    }
+    to_js(&Portraits { count: n, width: w, height: h, rgba })
+}
+
+fn with_state<T>(f: impl FnOnce(&State) -> T) -> Result<T, JsError> {
+    STATE.with_borrow(|s| s.as_ref().map(f)).ok_or_else(|| JsError::new("initBackend() must be called first"))
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    serde_wasm_bindgen::to_value(value).map_err(|e| JsError::new(&e.to_string()))
+}

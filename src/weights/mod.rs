@@ -1,0 +1,306 @@
+//! The model file: safetensors with a JSON header under the `retrato` metadata key.
+//!
+//! Tensor names and layouts follow PyTorch (`weight` / `bias` / `running_mean` /
+//! `running_var`, Linear weights as [out, in]) under one prefix per network
+//! (`generator.`, `discriminator.`, or the VAE's `encoder.` / `decoder.`), so a file can be
+//! read by any safetensors tool. A raw PyTorch DCGAN `netG` state_dict (no header) is also
+//! accepted, see [`pytorch`]. Everything is validated before a single value reaches a model:
+//! every failure is a [`WeightsError`], never a panic.
+
+mod error;
+mod pytorch;
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::Module;
+use burn::tensor::{Device, TensorData};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, bridge};
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{FAMILIES, Generator, ModelConfig};
+pub use error::WeightsError;
+
+/// Bumped when a change would make older readers misread a file.
+pub const FORMAT_VERSION: u32 = 1;
+/// The safetensors metadata key that holds the [`Header`] as JSON.
+pub const METADATA_KEY: &str = "retrato";
+
+/// How tensor values are stored on disk. f16 halves the page's download; training
+/// checkpoints keep f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    F32,
+    F16,
+}
+
+/// Everything a model file says about itself besides its tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format_version: u32,
+    pub model: ModelConfig,
+    /// Dataset the weights were trained on, or a note such as "none (random init)".
+    #[serde(default)]
+    pub dataset: String,
+    /// Optimiser steps of training behind these weights.
+    #[serde(default)]
+    pub steps: u64,
+    /// RFC 3339 creation time.
+    #[serde(default)]
+    pub created: String,
+    /// Quality numbers measured on these weights (FID, KID…), by name.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default = "default_storage")]
+    pub storage: Storage,
+    /// Free text for the model card (where the weights came from, caveats).
+    #[serde(default)]
+    pub notes: String,
+}
+
+fn default_storage() -> Storage {
+    Storage::F32
+}
+
+impl Header {
+    pub fn new(model: ModelConfig) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            model,
+            dataset: String::new(),
+            steps: 0,
+            created: String::new(),
+            metrics: BTreeMap::new(),
+            storage: Storage::F32,
+            notes: String::new(),
+        }
+    }
+}
+
+/// The tensor-name prefix of the network that generates images, per family.
+pub fn generator_prefix(model: &ModelConfig) -> &'static str {
+    match model {
+        ModelConfig::Vae(_) => "decoder.",
+        _ => "generator.",
+    }
+}
+
+/// A tensor as read from disk, already converted to f32 and checked finite.
+#[derive(Clone, Debug)]
+struct StoredTensor {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+/// A validated model file: header plus f32 tensors, ready to fill a network.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    pub header: Header,
+    tensors: BTreeMap<String, StoredTensor>,
+}
+
+impl ModelFile {
+    /// Parses and validates a model file held in memory (the browser's path).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WeightsError> {
+        if bytes.is_empty() {
+            return Err(WeightsError::Empty);
+        }
+        let parsed = SafeTensors::deserialize(bytes).map_err(|e| error::classify(bytes, e))?;
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| error::classify(bytes, e))?;
+        let raw_header = metadata.metadata().as_ref().and_then(|m| m.get(METADATA_KEY));
+        let mut tensors = BTreeMap::new();
+        for (name, view) in parsed.tensors() {
+            // PyTorch's BatchNorm step counter is an integer buffer no model here uses.
+            if raw_header.is_none() && name.ends_with("num_batches_tracked") {
+                continue;
+            }
+            let values = to_f32(&name, view.dtype(), view.data())?;
+            let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+            if non_finite > 0 {
+                return Err(WeightsError::NonFinite { tensor: name, count: non_finite });
+            }
+            tensors.insert(name, StoredTensor { shape: view.shape().to_vec(), values });
+        }
+        match raw_header {
+            Some(json) => Ok(Self { header: parse_header(json)?, tensors }),
+            None => pytorch::import_dcgan_generator(tensors),
+        }
+    }
+
+    /// Reads and validates a model file from disk.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_path(path: &std::path::Path) -> Result<Self, WeightsError> {
+        let bytes = std::fs::read(path).map_err(|e| WeightsError::Io(e.to_string()))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Fails unless the file holds a model of `family`.
+    pub fn expect_family(&self, family: &str) -> Result<(), WeightsError> {
+        match self.header.model.family() {
+            found if found == family => Ok(()),
+            found => Err(WeightsError::WrongFamily { expected: family.to_string(), found: found.to_string() }),
+        }
+    }
+
+    /// Number of stored values (parameters plus batch-norm statistics).
+    pub fn value_count(&self) -> usize {
+        self.tensors.values().map(|t| t.values.len()).sum()
+    }
+
+    /// Names of the stored tensors, sorted.
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Builds the file's generator on `device` (for a VAE, its decoder).
+    pub fn generator(&self, device: &Device) -> Result<Generator, WeightsError> {
+        let model = &self.header.model;
+        model.validate().map_err(WeightsError::BadConfig)?;
+        let prefix = generator_prefix(model);
+        Ok(match model.init_generator(device) {
+            Generator::Dcgan(g) => Generator::Dcgan(self.load_part(g, prefix)?),
+            Generator::Mlp(g) => Generator::Mlp(self.load_part(g, prefix)?),
+            Generator::Vae(d) => Generator::Vae(self.load_part(d, prefix)?),
+        })
+    }
+
+    /// Whether the file holds tensors under `prefix` (e.g. a discriminator in a checkpoint).
+    pub fn has_part(&self, prefix: &str) -> bool {
+        self.tensors.keys().any(|k| k.starts_with(prefix))
+    }
+
+    /// Fills `module` with the tensors under `prefix`, after checking that every tensor it
+    /// needs is present with the right shape and that the file holds nothing it would not use.
+    pub fn load_part<M: Module>(&self, mut module: M, prefix: &str) -> Result<M, WeightsError> {
+        let expected = module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
+        let mut wanted = Vec::with_capacity(expected.len());
+        for slot in &expected {
+            let key = format!("{prefix}{}", slot.name);
+            let stored = self.tensors.get(&key).ok_or_else(|| WeightsError::MissingTensor(key.clone()))?;
+            if stored.shape != slot.shape.as_slice() {
+                return Err(WeightsError::WrongShape {
+                    tensor: key,
+                    expected: slot.shape.as_slice().to_vec(),
+                    found: stored.shape.clone(),
+                });
+            }
+            let data = TensorData::new(stored.values.clone(), stored.shape.clone());
+            wanted.push(bridge::from_data(data, slot.name.clone(), None));
+        }
+        let known: Vec<String> = expected.iter().map(|s| format!("{prefix}{}", s.name)).collect();
+        if let Some(extra) = self.tensors.keys().find(|k| k.starts_with(prefix) && !known.contains(k)) {
+            return Err(WeightsError::UnexpectedTensor(extra.clone()));
+        }
+        let result = module.apply(wanted, None, Some(Box::new(PyTorchToBurnAdapter)), false);
+        if let Some(problem) = result.errors.first() {
+            return Err(WeightsError::Internal(problem.to_string()));
+        }
+        if let Some((name, why)) = result.missing.first() {
+            return Err(WeightsError::Internal(format!("tensor {name} was not applied: {why}")));
+        }
+        Ok(module)
+    }
+}
+
+fn parse_header(json: &str) -> Result<Header, WeightsError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| WeightsError::BadHeader(e.to_string()))?;
+    // The version is checked before anything else so that a newer file is reported as such,
+    // not as whatever field this version happens not to understand.
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    match version {
+        None => return Err(WeightsError::BadHeader("no format_version".into())),
+        Some(v) if v > FORMAT_VERSION as u64 => {
+            return Err(WeightsError::NewerVersion { found: v, supported: FORMAT_VERSION });
+        }
+        Some(_) => {}
+    }
+    let family = value.pointer("/model/family").and_then(|f| f.as_str());
+    match family {
+        None => return Err(WeightsError::BadHeader("no model.family".into())),
+        Some(f) if !FAMILIES.contains(&f) => return Err(WeightsError::UnknownFamily(f.to_string())),
+        Some(_) => {}
+    }
+    serde_json::from_value(value).map_err(|e| WeightsError::BadHeader(e.to_string()))
+}
+
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
+    let chunks = |width: usize| bytes.chunks_exact(width);
+    Ok(match dtype {
+        Dtype::F32 => chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F64 => chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)
+            .collect(),
+        other => {
+            return Err(WeightsError::UnsupportedDtype { tensor: name.to_string(), dtype: format!("{other:?}") });
+        }
+    })
+}
+
+/// One network's tensors in file layout, gathered for writing.
+pub struct Part {
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl Part {
+    /// Reads `module`'s tensors (synchronously: native devices, or the CPU backend in wasm).
+    pub fn of<M: Module>(module: &M, prefix: &str) -> Result<Self, WeightsError> {
+        let mut tensors = Vec::new();
+        for tensor in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false) {
+            let name = format!("{prefix}{}", tensor.name);
+            let shape = tensor.shape.as_slice().to_vec();
+            let data = bridge::into_data(tensor).map_err(|e| WeightsError::Internal(e.to_string()))?;
+            let values = data
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| WeightsError::Internal(format!("{e:?}")))?;
+            tensors.push((name, shape, values));
+        }
+        Ok(Self { tensors })
+    }
+
+    /// The generator of any family, under its family's prefix.
+    pub fn generator(generator: &Generator, model: &ModelConfig) -> Result<Self, WeightsError> {
+        let prefix = generator_prefix(model);
+        match generator {
+            Generator::Dcgan(g) => Self::of(g, prefix),
+            Generator::Mlp(g) => Self::of(g, prefix),
+            Generator::Vae(d) => Self::of(d, prefix),
+        }
+    }
+}
+
+/// Serialises a model file. Values that f16 cannot hold are an error, not a silent inf.
+pub fn encode(header: &Header, parts: &[Part]) -> Result<Vec<u8>, WeightsError> {
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, shape, values) in parts.iter().flat_map(|p| &p.tensors) {
+        let bytes = match header.storage {
+            Storage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Storage::F16 => {
+                let halves: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
+                    return Err(WeightsError::F16Overflow { tensor: name.clone(), value: values[i] });
+                }
+                halves.iter().flat_map(|h| h.to_le_bytes()).collect()
+            }
+        };
+        buffers.push((name.clone(), shape.clone(), bytes));
+    }
+    let dtype = match header.storage {
+        Storage::F32 => Dtype::F32,
+        Storage::F16 => Dtype::F16,
+    };
+    let views = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes).map(|v| (name.as_str(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| WeightsError::Internal(e.to_string()))?;
+    let json = serde_json::to_string(header).map_err(|e| WeightsError::Internal(e.to_string()))?;
+    let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Internal(e.to_string()))
+}

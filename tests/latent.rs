@@ -1,0 +1,55 @@
+//! Seeded latents: determinism, independence of indices, pinned values (so a change to the
+//! sampler, which would change every shared portrait link, fails here first).
+
+use retrato::latent::{latent, latents, slerp};
+
+#[test]
+fn same_seed_and_index_give_the_same_vector() {
+    assert_eq!(latent(7, 3, 100), latent(7, 3, 100));
+    assert_ne!(latent(7, 3, 100), latent(8, 3, 100));
+    assert_ne!(latent(7, 3, 100), latent(7, 4, 100));
+}
+
+#[test]
+fn a_portrait_does_not_depend_on_how_many_are_drawn() {
+    let batch = latents(5, 0, 10, 64);
+    assert_eq!(&batch[3 * 64..4 * 64], latent(5, 3, 64).as_slice());
+    assert_eq!(latents(5, 3, 1, 64), latent(5, 3, 64));
+}
+
+#[test]
+fn values_are_pinned() {
+    let z = latent(0, 0, 4);
+    let pinned = [PINNED_0, PINNED_1, PINNED_2, PINNED_3];
+    for (value, expected) in z.iter().zip(pinned) {
+        assert_eq!(value.to_bits(), expected, "{z:?}");
+    }
+}
+
+const PINNED_0: u32 = 0;
+const PINNED_1: u32 = 0;
+const PINNED_2: u32 = 0;
+const PINNED_3: u32 = 0;
+
+#[test]
+fn values_are_standard_normal() {
+    let z = latents(1, 0, 200, 100);
+    let n = z.len() as f64;
+    let mean = z.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    assert!(mean.abs() < 0.02, "mean {mean}");
+    assert!((var - 1.0).abs() < 0.03, "variance {var}");
+    assert_eq!(latent(3, 0, 7).len(), 7, "odd sizes are trimmed");
+}
+
+#[test]
+fn slerp_hits_both_ends_and_keeps_the_norm() {
+    let (a, b) = (latent(1, 0, 128), latent(2, 0, 128));
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5);
+    assert!(close(&slerp(&a, &b, 0.0), &a));
+    assert!(close(&slerp(&a, &b, 1.0), &b));
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let middle = slerp(&a, &b, 0.5);
+    let (na, nb, nm) = (norm(&a), norm(&b), norm(&middle));
+    assert!(nm > 0.95 * na.min(nb), "slerp keeps the norm: {na} {nb} {nm}");
+}

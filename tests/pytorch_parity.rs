@@ -1,0 +1,44 @@
+#![cfg(feature = "native")]
+//! A PyTorch DCGAN generator (pytorch/examples key names) loads with its nz, ngf and size read
+//! off the tensor shapes, and gives PyTorch's images. Fixtures: tests/fixtures/make_pytorch_dcgan.py.
+
+use burn::tensor::Device;
+use retrato::model::ModelConfig;
+use retrato::sample::{latents_tensor, read, run};
+use retrato::weights::ModelFile;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn npy_f32(name: &str) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
+}
+
+fn check(stem: &str, nz: usize, ngf: usize, size: usize) {
+    let file = ModelFile::from_path(&fixture(&format!("{stem}.safetensors"))).unwrap();
+    let ModelConfig::Dcgan(config) = &file.header.model else { panic!("not read as a DCGAN") };
+    assert_eq!((config.latent_dim, config.g_width, config.image_size, config.channels), (nz, ngf, size, 3));
+
+    let device = Device::flex();
+    let generator = file.generator(&device).unwrap();
+    let (z_shape, z) = npy_f32(&format!("{stem}_z.npy"));
+    let (out_shape, expected) = npy_f32(&format!("{stem}_out.npy"));
+    let (ours, dims) = read(run(&generator, latents_tensor(z, nz, &device), true));
+    assert_eq!(dims.map(|d| d as u64).to_vec(), out_shape);
+    assert_eq!(z_shape[1] as usize, nz);
+    let worst = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "{stem}: max abs diff {worst}");
+}
+
+#[test]
+fn pytorch_dcgan_64px_matches() {
+    check("pytorch_netg_nz8_ngf4_64", 8, 4, 64);
+}
+
+#[test]
+fn pytorch_dcgan_32px_other_nz_and_ngf_matches() {
+    check("pytorch_netg_nz6_ngf3_32", 6, 3, 32);
+}
