@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::module::Module;
 use burn::tensor::Device;
-use retrato::model::Generator;
 
 use super::files::load_model;
 
@@ -18,11 +16,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let model = load_model(&args.file)?;
     let generator = model.generator(&Device::flex()).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let parameters = match &generator {
-        Generator::Dcgan(g) => g.num_params(),
-        Generator::Mlp(g) => g.num_params(),
-        Generator::Vae(d) => d.num_params(),
-    };
+    let parameters = generator.parameter_count();
     let header = &model.header;
     let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
     println!("file        {}", args.file.display());

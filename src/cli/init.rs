@@ -45,9 +45,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let model = configure(&args)?;
-    let device = args.device.device();
+    let device = args.device.device().autodiff();
     device.seed(args.seed);
-    let generator = model.init_generator(&device);
+    let mut generator = model.init_generator(&device);
+    generator.calibrate_batch_norm(256);
     let mut parts = vec![Part::generator(&generator, &model)?];
     if args.with_discriminator {
         parts.push(match &model {
@@ -60,7 +61,10 @@ pub fn run(args: Args) -> Result<()> {
     header.dataset = "none (random init)".into();
     header.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     header.storage = if args.f16 { Storage::F16 } else { Storage::F32 };
-    header.notes = format!("Random weights (seed {}): not trained, for tests and as a training start.", args.seed);
+    header.notes = format!(
+        "Random weights (seed {}), batch-norm statistics calibrated on random latents: not trained.",
+        args.seed
+    );
     let bytes = weights::encode(&header, &parts)?;
     write_atomic(&args.out, &bytes)?;
     println!("wrote {} ({} model, {:.2} MB)", args.out.display(), header.model.family(), bytes.len() as f64 / 1e6);

@@ -6,7 +6,10 @@ pub mod dcgan;
 pub mod mlp;
 pub mod vae;
 
+use burn::module::Module;
+use burn::nn::BatchNorm;
 use burn::tensor::{Device, Tensor};
+use burn_store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 
 pub use dcgan::DcganConfig;
@@ -125,6 +128,18 @@ impl ModelConfig {
     }
 }
 
+/// Trainable parameters, as PyTorch's `parameters()` counts them: burn's `num_params` also
+/// counts batch-norm running statistics, which are buffers, not parameters.
+pub fn parameter_count<M: Module>(module: &M) -> usize {
+    let is_buffer = |name: &str| name.ends_with("running_mean") || name.ends_with("running_var");
+    module
+        .collect(None, None, false)
+        .iter()
+        .filter(|t| !is_buffer(&t.name))
+        .map(|t| t.shape.num_elements())
+        .sum()
+}
+
 /// Whichever network maps latent vectors to images. Cloning is cheap (tensors are shared).
 #[derive(Clone, Debug)]
 pub enum Generator {
@@ -139,6 +154,52 @@ impl Generator {
             Self::Dcgan(g) => g.latent_dim(),
             Self::Mlp(g) => g.latent_dim(),
             Self::Vae(d) => d.latent_dim(),
+        }
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            Self::Dcgan(g) => parameter_count(g),
+            Self::Mlp(g) => parameter_count(g),
+            Self::Vae(d) => parameter_count(d),
+        }
+    }
+
+    /// Sets batch-norm running statistics to the statistics of the network's own activations
+    /// on one batch of seeded latents. Untrained DCGAN weights (N(0, 0.02)) shrink activations
+    /// layer after layer, so with the initial statistics (mean 0, variance 1) an untrained
+    /// generator draws flat grey; calibrated, it draws the random textures its weights encode.
+    /// Needs the generator on an autodiff device (burn's batch norm uses batch statistics only
+    /// there).
+    pub fn calibrate_batch_norm(&mut self, batch: usize) {
+        let device = self.device();
+        assert!(device.is_autodiff(), "batch-norm calibration needs an autodiff device");
+        // Momentum 1: the running statistics become this batch's, exactly.
+        let previous: Vec<f64> = self.batch_norms().into_iter().map(|n| std::mem::replace(&mut n.momentum, 1.0)).collect();
+        let z = crate::sample::seeded_latents(self, u64::MAX, 0, batch, &device);
+        let _ = self.forward(z);
+        for (norm, momentum) in self.batch_norms().into_iter().zip(previous) {
+            norm.momentum = momentum;
+            // burn keeps a forward pass's update pending until the next read with sync;
+            // without this the file would get the statistics from before calibration.
+            let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
+        }
+    }
+
+    fn batch_norms(&mut self) -> Vec<&mut BatchNorm> {
+        match self {
+            Self::Dcgan(g) => g.blocks.iter_mut().map(|b| &mut b.norm).collect(),
+            Self::Vae(d) => d.blocks.iter_mut().map(|b| &mut b.norm).collect(),
+            Self::Mlp(_) => Vec::new(),
+        }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        match self {
+            Self::Dcgan(g) => g.to_rgb.weight.device(),
+            Self::Mlp(g) => g.to_pixels.weight.device(),
+            Self::Vae(d) => d.to_rgb.weight.device(),
         }
     }
 

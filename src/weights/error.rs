@@ -6,7 +6,7 @@ use safetensors::SafeTensorError;
 pub enum WeightsError {
     #[error("the file is empty")]
     Empty,
-    #[error("the file is truncated: it holds {found} bytes but its header describes {expected}")]
+    #[error("the file is truncated: it holds {found} bytes but needs at least {expected}")]
     Truncated { expected: usize, found: usize },
     #[error("not a safetensors model file ({0})")]
     NotSafetensors(String),

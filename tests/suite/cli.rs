@@ -1,6 +1,6 @@
 //! The command line end to end: determinism of `sample`, PyTorch parity through `--latents`
 //! and `--raw`, and one clear line (never a panic) for every bad model file.
-#![cfg(feature = "native")]
+
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

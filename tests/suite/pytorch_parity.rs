@@ -1,4 +1,3 @@
-#![cfg(feature = "native")]
 //! A PyTorch DCGAN generator (pytorch/examples key names) loads with its nz, ngf and size read
 //! off the tensor shapes, and gives PyTorch's images. Fixtures: tests/fixtures/make_pytorch_dcgan.py.
 

@@ -26,10 +26,11 @@ fn values_are_pinned() {
     }
 }
 
-const PINNED_0: u32 = 0;
-const PINNED_1: u32 = 0;
-const PINNED_2: u32 = 0;
-const PINNED_3: u32 = 0;
+// latent(0, 0, 4) = [-0.25068906, -2.0561502, 1.7985994, 0.7160179]
+const PINNED_0: u32 = 0xbe80_5a51;
+const PINNED_1: u32 = 0xc003_97f7;
+const PINNED_2: u32 = 0x3fe6_3881;
+const PINNED_3: u32 = 0x3f37_4cf3;
 
 #[test]
 fn values_are_standard_normal() {
