@@ -11,7 +11,11 @@ const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
 /// Rounds as torchvision's `save_image` does: `floor(v * 255 + 0.5)`, clamped.
 pub fn to_rgb8(values: &[f32], dims: [usize; 4]) -> Vec<RgbImage> {
     let [n, c, h, w] = dims;
-    assert_eq!(values.len(), n * c * h * w, "values do not match dims {dims:?}");
+    assert_eq!(
+        values.len(),
+        n * c * h * w,
+        "values do not match dims {dims:?}"
+    );
     let plane = h * w;
     let quantize = |v: f32| (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
     (0..n)
@@ -57,7 +61,12 @@ pub fn square_grid(images: &[RgbImage]) -> RgbImage {
 pub fn png_bytes(image: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("encoding a PNG into memory cannot fail");
     out
 }

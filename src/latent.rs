@@ -42,21 +42,38 @@ pub fn latent(seed: u64, index: u64, dim: usize) -> Vec<f32> {
 
 /// Latents for portraits `first..first + count` of `seed`, row-major [count, dim].
 pub fn latents(seed: u64, first: u64, count: usize, dim: usize) -> Vec<f32> {
-    (0..count as u64).flat_map(|i| latent(seed, first + i, dim)).collect()
+    (0..count as u64)
+        .flat_map(|i| latent(seed, first + i, dim))
+        .collect()
 }
 
 /// Spherical interpolation (Shoemake 1985; White 2016 for GAN latents): keeps the
 /// interpolated vectors at the typical norm of a Gaussian sample, where straight-line
 /// interpolation would pass through low-norm, washed-out latents.
 pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
-    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+    let norm = |v: &[f32]| {
+        v.iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt()
+    };
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let cos = (dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)).clamp(-1.0, 1.0);
     let omega = libm::acos(cos);
     let t = t as f64;
     if omega.abs() < 1e-6 {
-        return a.iter().zip(b).map(|(x, y)| (*x as f64 * (1.0 - t) + *y as f64 * t) as f32).collect();
+        return a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 * (1.0 - t) + *y as f64 * t) as f32)
+            .collect();
     }
-    let (wa, wb) = (libm::sin((1.0 - t) * omega) / libm::sin(omega), libm::sin(t * omega) / libm::sin(omega));
-    a.iter().zip(b).map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32).collect()
+    let (wa, wb) = (
+        libm::sin((1.0 - t) * omega) / libm::sin(omega),
+        libm::sin(t * omega) / libm::sin(omega),
+    );
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32)
+        .collect()
 }

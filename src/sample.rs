@@ -10,7 +10,13 @@ use crate::model::Generator;
 pub const BATCH: usize = 64;
 
 /// The latents of portraits `first..first + count` of `seed`, as a [count, latent_dim] tensor.
-pub fn seeded_latents(generator: &Generator, seed: u64, first: u64, count: usize, device: &Device) -> Tensor<2> {
+pub fn seeded_latents(
+    generator: &Generator,
+    seed: u64,
+    first: u64,
+    count: usize,
+    device: &Device,
+) -> Tensor<2> {
     let dim = generator.latent_dim();
     latents_tensor(latent::latents(seed, first, count, dim), dim, device)
 }
@@ -33,6 +39,10 @@ pub fn run(generator: &Generator, z: Tensor<2>, raw: bool) -> Tensor<4> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read(images: Tensor<4>) -> (Vec<f32>, [usize; 4]) {
     let dims = images.dims();
-    let values = images.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert");
+    let values = images
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 after convert");
     (values, dims)
 }

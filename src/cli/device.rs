@@ -1,6 +1,7 @@
 //! `--device`: the one place the CLI picks a backend; the library never does.
 
-use burn::tensor::{Device, DeviceKind};
+use anyhow::{Result, anyhow};
+use burn::tensor::Device;
 
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
 pub enum DeviceChoice {
@@ -15,12 +16,16 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    pub fn device(self) -> Device {
+    /// The device, or a clear error when the GPU runtime cannot start (no adapter, no driver)
+    /// instead of a panic on the first tensor.
+    pub fn device(self) -> Result<Device> {
         match self {
-            Self::Cpu => Device::flex(),
-            Self::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            Self::Cpu => Ok(Device::flex()),
+            Self::Wgpu => Device::wgpu_options().init().map_err(|e| {
+                anyhow!("wgpu could not start ({e}); on Linux without a GPU, install Mesa's Vulkan drivers (mesa-vulkan-drivers) or use --device cpu")
+            }),
             #[cfg(feature = "cuda")]
-            Self::Cuda => Device::cuda(0),
+            Self::Cuda => Ok(Device::cuda(0)),
         }
     }
 }

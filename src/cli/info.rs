@@ -15,13 +15,20 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let model = load_model(&args.file)?;
-    let generator = model.generator(&Device::flex()).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let generator = model
+        .generator(&Device::flex())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let parameters = generator.parameter_count();
     let header = &model.header;
     let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
     println!("file        {}", args.file.display());
     println!("family      {}", header.model.family());
-    println!("format      version {}, {:?} storage, {:.2} MB", header.format_version, header.storage, bytes as f64 / 1e6);
+    println!(
+        "format      version {}, {:?} storage, {:.2} MB",
+        header.format_version,
+        header.storage,
+        bytes as f64 / 1e6
+    );
     let size = header.model.image_size();
     let latent = header.model.latent_dim();
     println!("generator   {parameters} parameters, latent {latent}, {size}x{size} images");
@@ -34,7 +41,11 @@ pub fn run(args: Args) -> Result<()> {
     if !header.notes.is_empty() {
         println!("notes       {}", header.notes);
     }
-    println!("tensors     {} ({} values)", model.tensor_names().count(), model.value_count());
+    println!(
+        "tensors     {} ({} values)",
+        model.tensor_names().count(),
+        model.value_count()
+    );
     println!("config      {}", serde_json::to_string(&header.model)?);
     Ok(())
 }

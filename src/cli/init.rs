@@ -45,7 +45,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let model = configure(&args)?;
-    let device = args.device.device().autodiff();
+    let device = args.device.device()?.autodiff();
     device.seed(args.seed);
     let mut generator = model.init_generator(&device);
     generator.calibrate_batch_norm(256);
@@ -67,16 +67,25 @@ pub fn run(args: Args) -> Result<()> {
     );
     let bytes = weights::encode(&header, &parts)?;
     write_atomic(&args.out, &bytes)?;
-    println!("wrote {} ({} model, {:.2} MB)", args.out.display(), header.model.family(), bytes.len() as f64 / 1e6);
+    println!(
+        "wrote {} ({} model, {:.2} MB)",
+        args.out.display(),
+        header.model.family(),
+        bytes.len() as f64 / 1e6
+    );
     Ok(())
 }
 
 /// The family's defaults, then the config file, then the flags.
 fn configure(args: &Args) -> Result<ModelConfig> {
-    let mut value = serde_json::to_value(ModelConfig::default_for(&args.family).expect("clap checked the family"))?;
+    let mut value = serde_json::to_value(
+        ModelConfig::default_for(&args.family).expect("clap checked the family"),
+    )?;
     if let Some(path) = &args.config {
         let overrides = read_config(path)?;
-        let fields = overrides.as_object().with_context(|| format!("{}: not a table of fields", path.display()))?;
+        let fields = overrides
+            .as_object()
+            .with_context(|| format!("{}: not a table of fields", path.display()))?;
         for (key, field) in fields {
             value[key] = field.clone();
         }
@@ -96,16 +105,21 @@ fn configure(args: &Args) -> Result<ModelConfig> {
                 value["d_width"] = width.into();
             }
             "vae" => value["width"] = width.into(),
-            _ => bail!("--width does not apply to the mlp family: set g_hidden / d_hidden in --config"),
+            _ => bail!(
+                "--width does not apply to the mlp family: set g_hidden / d_hidden in --config"
+            ),
         }
     }
     let model: ModelConfig = serde_json::from_value(value).context("invalid configuration")?;
-    model.validate().map_err(|reason| anyhow::anyhow!("invalid configuration: {reason}"))?;
+    model
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("invalid configuration: {reason}"))?;
     Ok(model)
 }
 
 fn read_config(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read it", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read it", path.display()))?;
     let parsed = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => serde_json::from_str(&text).map_err(anyhow::Error::from),
         _ => toml::from_str::<serde_json::Value>(&text).map_err(anyhow::Error::from),

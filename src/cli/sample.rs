@@ -67,8 +67,11 @@ pub struct InterpolateArgs {
 }
 
 pub fn run_sample(args: SampleArgs) -> Result<()> {
-    ensure!(args.n > 0 || args.latents.is_some(), "--n must be at least 1");
-    let device = args.device.device();
+    ensure!(
+        args.n > 0 || args.latents.is_some(),
+        "--n must be at least 1"
+    );
+    let device = args.device.device()?;
     let generator = load_generator(&args.model, &device)?;
     let dim = generator.latent_dim();
     let z = match &args.latents {
@@ -105,7 +108,7 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
 
 pub fn run_interpolate(args: InterpolateArgs) -> Result<()> {
     ensure!(args.steps >= 2, "--steps must be at least 2 (the two ends)");
-    let device = args.device.device();
+    let device = args.device.device()?;
     let generator = load_generator(&args.model, &device)?;
     let dim = generator.latent_dim();
     let (a, b) = (latent(args.from, 0, dim), latent(args.to, 0, dim));
@@ -115,23 +118,46 @@ pub fn run_interpolate(args: InterpolateArgs) -> Result<()> {
     let (pixels, dims) = generate(&generator, z, dim, &device, false);
     let images = to_rgb8(&pixels, dims);
     write_atomic(&args.out, &png_bytes(&grid(&images, images.len())))?;
-    println!("wrote {} ({} frames, seed {} → seed {})", args.out.display(), images.len(), args.from, args.to);
+    println!(
+        "wrote {} ({} frames, seed {} → seed {})",
+        args.out.display(),
+        images.len(),
+        args.from,
+        args.to
+    );
     Ok(())
 }
 
 fn load_generator(path: &Path, device: &Device) -> Result<Generator> {
     let model = load_model(path)?;
-    model.generator(device).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    model
+        .generator(device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Runs the generator over `z` ([N, dim] row-major) in batches; returns [N, C, H, W].
-fn generate(generator: &Generator, z: Vec<f32>, dim: usize, device: &Device, raw: bool) -> (Vec<f32>, [usize; 4]) {
+fn generate(
+    generator: &Generator,
+    z: Vec<f32>,
+    dim: usize,
+    device: &Device,
+    raw: bool,
+) -> (Vec<f32>, [usize; 4]) {
     let mut values = Vec::new();
     let mut dims = [0; 4];
     for chunk in z.chunks(BATCH * dim) {
-        let (batch, batch_dims) = read(run(generator, latents_tensor(chunk.to_vec(), dim, device), raw));
+        let (batch, batch_dims) = read(run(
+            generator,
+            latents_tensor(chunk.to_vec(), dim, device),
+            raw,
+        ));
         values.extend(batch);
-        dims = [dims[0] + batch_dims[0], batch_dims[1], batch_dims[2], batch_dims[3]];
+        dims = [
+            dims[0] + batch_dims[0],
+            batch_dims[1],
+            batch_dims[2],
+            batch_dims[3],
+        ];
     }
     (values, dims)
 }
@@ -152,15 +178,24 @@ fn read_latents(path: &Path, dim: usize) -> Result<Vec<f32>> {
     if npy.order() != npyz::Order::C {
         bail!("{name}: Fortran-order arrays are not supported; save with np.ascontiguousarray");
     }
-    let values: Vec<f32> = npy.into_vec::<f32>().with_context(|| format!("{name}: latents must be float32"))?;
-    ensure!(values.iter().all(|v| v.is_finite()), "{name}: latents hold NaN or infinite values");
+    let values: Vec<f32> = npy
+        .into_vec::<f32>()
+        .with_context(|| format!("{name}: latents must be float32"))?;
+    ensure!(
+        values.iter().all(|v| v.is_finite()),
+        "{name}: latents hold NaN or infinite values"
+    );
     Ok(values)
 }
 
 fn write_npy(path: &Path, values: &[f32], dims: &[usize; 4]) -> Result<()> {
     let mut bytes = Vec::new();
     let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
-    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut bytes).begin_nd()?;
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()?;
     writer.extend(values.iter().copied())?;
     writer.finish()?;
     write_atomic(path, &bytes)

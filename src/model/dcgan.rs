@@ -13,8 +13,14 @@ use burn::tensor::activation::{leaky_relu, relu, tanh};
 use burn::tensor::{Device, Tensor};
 
 /// The DCGAN weight init of the paper: N(0, 0.02) for convs, N(1, 0.02) for BN scales.
-const INIT: Initializer = Initializer::Normal { mean: 0.0, std: 0.02 };
-const BN_SCALE_INIT: Initializer = Initializer::Normal { mean: 1.0, std: 0.02 };
+const INIT: Initializer = Initializer::Normal {
+    mean: 0.0,
+    std: 0.02,
+};
+const BN_SCALE_INIT: Initializer = Initializer::Normal {
+    mean: 1.0,
+    std: 0.02,
+};
 /// LeakyReLU slope used by every DCGAN discriminator.
 const SLOPE: f64 = 0.2;
 
@@ -47,7 +53,9 @@ impl DcganConfig {
             32 => Ok(3),
             64 => Ok(4),
             128 => Ok(5),
-            other => Err(format!("DCGAN image_size must be 32, 64 or 128, not {other}")),
+            other => Err(format!(
+                "DCGAN image_size must be 32, 64 or 128, not {other}"
+            )),
         }
     }
 
@@ -77,7 +85,12 @@ impl DcganConfig {
             .collect();
         let head = conv(*widths.last().unwrap(), 1, 1, 0, device);
         let dropout = DropoutConfig::new(self.d_dropout).init();
-        Discriminator { from_rgb, blocks, head, dropout }
+        Discriminator {
+            from_rgb,
+            blocks,
+            head,
+            dropout,
+        }
     }
 }
 
@@ -110,7 +123,10 @@ pub struct DownBlock {
 
 impl DownBlock {
     fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
-        Self { conv: conv(c_in, c_out, 2, 1, device), norm: batch_norm(c_out, device) }
+        Self {
+            conv: conv(c_in, c_out, 2, 1, device),
+            norm: batch_norm(c_out, device),
+        }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -161,7 +177,13 @@ impl Discriminator {
     }
 }
 
-fn conv_transpose(c_in: usize, c_out: usize, stride: usize, padding: usize, device: &Device) -> ConvTranspose2d {
+fn conv_transpose(
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    padding: usize,
+    device: &Device,
+) -> ConvTranspose2d {
     ConvTranspose2dConfig::new([c_in, c_out], [4, 4])
         .with_stride([stride, stride])
         .with_padding([padding, padding])
@@ -173,7 +195,9 @@ fn conv_transpose(c_in: usize, c_out: usize, stride: usize, padding: usize, devi
 fn conv(c_in: usize, c_out: usize, stride: usize, padding: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [4, 4])
         .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .with_bias(false)
         .with_initializer(INIT)
         .init(device)

@@ -39,8 +39,11 @@ impl MlpConfig {
     pub fn init_generator(&self, device: &Device) -> Generator {
         Generator {
             hidden: linear_stack(self.latent_dim, &self.g_hidden, device),
-            to_pixels: LinearConfig::new(*self.g_hidden.last().unwrap_or(&self.latent_dim), self.pixels())
-                .init(device),
+            to_pixels: LinearConfig::new(
+                *self.g_hidden.last().unwrap_or(&self.latent_dim),
+                self.pixels(),
+            )
+            .init(device),
             dropout: DropoutConfig::new(self.g_dropout).init(),
             negative_slope: self.negative_slope,
             image_shape: [self.channels, self.image_size, self.image_size],
@@ -50,7 +53,8 @@ impl MlpConfig {
     pub fn init_discriminator(&self, device: &Device) -> Discriminator {
         Discriminator {
             hidden: linear_stack(self.pixels(), &self.d_hidden, device),
-            head: LinearConfig::new(*self.d_hidden.last().unwrap_or(&self.pixels()), 1).init(device),
+            head: LinearConfig::new(*self.d_hidden.last().unwrap_or(&self.pixels()), 1)
+                .init(device),
             dropout: DropoutConfig::new(self.d_dropout).init(),
             negative_slope: self.negative_slope,
         }
@@ -59,7 +63,10 @@ impl MlpConfig {
 
 fn linear_stack(input: usize, widths: &[usize], device: &Device) -> Vec<Linear> {
     let inputs = std::iter::once(input).chain(widths.iter().copied());
-    inputs.zip(widths).map(|(i, &o)| LinearConfig::new(i, o).init(device)).collect()
+    inputs
+        .zip(widths)
+        .map(|(i, &o)| LinearConfig::new(i, o).init(device))
+        .collect()
 }
 
 #[derive(Module, Debug)]
@@ -82,7 +89,9 @@ impl Generator {
         let n = z.dims()[0];
         let mut x = z; // [N, 100]
         for layer in &self.hidden {
-            x = self.dropout.forward(leaky_relu(layer.forward(x), self.negative_slope)); // [N, 256] → [N, 512] → [N, 1024]
+            x = self
+                .dropout
+                .forward(leaky_relu(layer.forward(x), self.negative_slope)); // [N, 256] → [N, 512] → [N, 1024]
         }
         let [c, h, w] = self.image_shape;
         tanh(self.to_pixels.forward(x)).reshape([n, c, h, w]) // [N, 12288] → [N, 3, 64, 64]
@@ -103,7 +112,9 @@ impl Discriminator {
         let n = images.dims()[0];
         let mut x: Tensor<2> = images.flatten(1, 3); // [N, 12288]
         for layer in &self.hidden {
-            x = self.dropout.forward(leaky_relu(layer.forward(x), self.negative_slope)); // [N, 1024] → [N, 512] → [N, 256]
+            x = self
+                .dropout
+                .forward(leaky_relu(layer.forward(x), self.negative_slope)); // [N, 1024] → [N, 512] → [N, 256]
         }
         self.head.forward(x).reshape([n]) // [N]
     }

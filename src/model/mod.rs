@@ -173,16 +173,26 @@ impl Generator {
     /// there).
     pub fn calibrate_batch_norm(&mut self, batch: usize) {
         let device = self.device();
-        assert!(device.is_autodiff(), "batch-norm calibration needs an autodiff device");
+        assert!(
+            device.is_autodiff(),
+            "batch-norm calibration needs an autodiff device"
+        );
         // Momentum 1: the running statistics become this batch's, exactly.
-        let previous: Vec<f64> = self.batch_norms().into_iter().map(|n| std::mem::replace(&mut n.momentum, 1.0)).collect();
+        let previous: Vec<f64> = self
+            .batch_norms()
+            .into_iter()
+            .map(|n| std::mem::replace(&mut n.momentum, 1.0))
+            .collect();
         let z = crate::sample::seeded_latents(self, u64::MAX, 0, batch, &device);
         let _ = self.forward(z);
         for (norm, momentum) in self.batch_norms().into_iter().zip(previous) {
             norm.momentum = momentum;
             // burn keeps a forward pass's update pending until the next read with sync;
             // without this the file would get the statistics from before calibration.
-            let _ = (norm.running_mean.value_sync(), norm.running_var.value_sync());
+            let _ = (
+                norm.running_mean.value_sync(),
+                norm.running_var.value_sync(),
+            );
         }
     }
 

@@ -33,7 +33,9 @@ impl VaeConfig {
         if size >= 8 && size.is_power_of_two() && size <= 256 {
             Ok(size.trailing_zeros() as usize - 2)
         } else {
-            Err(format!("VAE image_size must be a power of two from 8 to 256, not {size}"))
+            Err(format!(
+                "VAE image_size must be a power of two from 8 to 256, not {size}"
+            ))
         }
     }
 
@@ -42,7 +44,10 @@ impl VaeConfig {
     }
 
     pub fn init(&self, device: &Device) -> Vae {
-        Vae { encoder: self.init_encoder(device), decoder: self.init_decoder(device) }
+        Vae {
+            encoder: self.init_encoder(device),
+            decoder: self.init_decoder(device),
+        }
     }
 
     pub fn init_encoder(&self, device: &Device) -> Encoder {

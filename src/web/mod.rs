@@ -77,25 +77,44 @@ pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
         false => match webgpu_available().await {
             Err(reason) => cpu(format!("WebGPU unavailable ({reason}): running on CPU")),
             Ok(()) => match Device::wgpu_options().init_async().await {
-                Ok(device) => (device, Backend { name: "webgpu".into(), reason: "running on your GPU (WebGPU)".into() }),
+                Ok(device) => (
+                    device,
+                    Backend {
+                        name: "webgpu".into(),
+                        reason: "running on your GPU (WebGPU)".into(),
+                    },
+                ),
                 Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
             },
         },
     };
     let reply = to_js(&backend);
-    STATE.with_borrow_mut(|s| *s = Some(State { device, backend, generator: None }));
+    STATE.with_borrow_mut(|s| {
+        *s = Some(State {
+            device,
+            backend,
+            generator: None,
+        })
+    });
     reply
 }
 
 fn cpu(reason: String) -> (Device, Backend) {
-    (Device::flex(), Backend { name: "cpu".into(), reason })
+    (
+        Device::flex(),
+        Backend {
+            name: "cpu".into(),
+            reason,
+        },
+    )
 }
 
 /// Asks the browser for an adapter before burn does, so that "no WebGPU" is a clear reason
 /// rather than a panic deep in wgpu.
 async fn webgpu_available() -> Result<(), String> {
     let global = js_sys::global();
-    let navigator = js_sys::Reflect::get(&global, &"navigator".into()).map_err(|_| "no navigator")?;
+    let navigator =
+        js_sys::Reflect::get(&global, &"navigator".into()).map_err(|_| "no navigator")?;
     let gpu = js_sys::Reflect::get(&navigator, &"gpu".into()).map_err(|_| "no navigator.gpu")?;
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser has no navigator.gpu".into());
@@ -119,7 +138,9 @@ async fn webgpu_available() -> Result<(), String> {
 pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
     let file = ModelFile::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
     let device = with_state(|s| s.device.clone())?;
-    let generator = file.generator(&device).map_err(|e| JsError::new(&e.to_string()))?;
+    let generator = file
+        .generator(&device)
+        .map_err(|e| JsError::new(&e.to_string()))?;
     let header = &file.header;
     let info = ModelInfo {
         family: header.model.family().into(),
@@ -138,7 +159,12 @@ pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
 /// JavaScript's exact integers), the same as `retrato sample --seed` gives.
 #[wasm_bindgen]
 pub async fn generate(seed: String, first: u32, count: u32) -> Result<JsValue, JsError> {
-    let seed: u64 = seed.trim().parse().map_err(|_| JsError::new(&format!("seed must be a whole number from 0 to {}, not '{seed}'", u64::MAX)))?;
+    let seed: u64 = seed.trim().parse().map_err(|_| {
+        JsError::new(&format!(
+            "seed must be a whole number from 0 to {}, not '{seed}'",
+            u64::MAX
+        ))
+    })?;
     let (device, generator) = with_state(|s| (s.device.clone(), s.generator.clone()))?;
     let generator = generator.ok_or_else(|| JsError::new("no model loaded"))?;
     let z = seeded_latents(&generator, seed, first as u64, count as usize, &device);
@@ -146,18 +172,31 @@ pub async fn generate(seed: String, first: u32, count: u32) -> Result<JsValue, J
     let [n, c, h, w] = images.dims();
     // [N, C, H, W] → [N, H, W, C] bytes, done on the device so only bytes cross back.
     let bytes = (images.permute([0, 2, 3, 1]) * 255.0 + 0.5).clamp(0.0, 255.0);
-    let data = bytes.into_data_async().await.map_err(|e| JsError::new(&format!("reading the portraits back failed: {e:?}")))?;
-    let values = data.convert::<f32>().try_into_vec::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+    let data = bytes
+        .into_data_async()
+        .await
+        .map_err(|e| JsError::new(&format!("reading the portraits back failed: {e:?}")))?;
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| JsError::new(&format!("{e:?}")))?;
     let mut rgba = Vec::with_capacity(n * h * w * 4);
     for pixel in values.chunks_exact(c) {
         let channel = |k: usize| pixel[k.min(c - 1)] as u8;
         rgba.extend([channel(0), channel(1), channel(2), 255]);
     }
-    to_js(&Portraits { count: n, width: w, height: h, rgba })
+    to_js(&Portraits {
+        count: n,
+        width: w,
+        height: h,
+        rgba,
+    })
 }
 
 fn with_state<T>(f: impl FnOnce(&State) -> T) -> Result<T, JsError> {
-    STATE.with_borrow(|s| s.as_ref().map(f)).ok_or_else(|| JsError::new("initBackend() must be called first"))
+    STATE
+        .with_borrow(|s| s.as_ref().map(f))
+        .ok_or_else(|| JsError::new("initBackend() must be called first"))
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {

@@ -10,7 +10,9 @@ pub enum WeightsError {
     Truncated { expected: usize, found: usize },
     #[error("not a safetensors model file ({0})")]
     NotSafetensors(String),
-    #[error("the file was written by a newer retrato (format version {found}; this build reads up to {supported}): update retrato")]
+    #[error(
+        "the file was written by a newer retrato (format version {found}; this build reads up to {supported}): update retrato"
+    )]
     NewerVersion { found: u64, supported: u32 },
     #[error("its retrato header is invalid: {0}")]
     BadHeader(String),
@@ -22,10 +24,18 @@ pub enum WeightsError {
     BadConfig(String),
     #[error("tensor '{0}' is missing")]
     MissingTensor(String),
-    #[error("tensor '{0}' is not part of this model (does the header's configuration match the weights?)")]
+    #[error(
+        "tensor '{0}' is not part of this model (does the header's configuration match the weights?)"
+    )]
     UnexpectedTensor(String),
-    #[error("tensor '{tensor}' has shape {found:?}, but the model's configuration needs {expected:?}")]
-    WrongShape { tensor: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error(
+        "tensor '{tensor}' has shape {found:?}, but the model's configuration needs {expected:?}"
+    )]
+    WrongShape {
+        tensor: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("tensor '{tensor}' holds {count} NaN or infinite values")]
     NonFinite { tensor: String, count: usize },
     #[error("tensor '{tensor}' has unsupported type {dtype} (use F32, F16, BF16 or F64)")]
@@ -44,7 +54,10 @@ pub enum WeightsError {
 /// is "truncated", anything else is "not safetensors".
 pub(super) fn classify(bytes: &[u8], error: SafeTensorError) -> WeightsError {
     match declared_length(bytes) {
-        Some(expected) if expected > bytes.len() => WeightsError::Truncated { expected, found: bytes.len() },
+        Some(expected) if expected > bytes.len() => WeightsError::Truncated {
+            expected,
+            found: bytes.len(),
+        },
         _ => WeightsError::NotSafetensors(error.to_string()),
     }
 }

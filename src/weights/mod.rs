@@ -107,8 +107,12 @@ impl ModelFile {
             return Err(WeightsError::Empty);
         }
         let parsed = SafeTensors::deserialize(bytes).map_err(|e| error::classify(bytes, e))?;
-        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| error::classify(bytes, e))?;
-        let raw_header = metadata.metadata().as_ref().and_then(|m| m.get(METADATA_KEY));
+        let (_, metadata) =
+            SafeTensors::read_metadata(bytes).map_err(|e| error::classify(bytes, e))?;
+        let raw_header = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY));
         let mut tensors = BTreeMap::new();
         for (name, view) in parsed.tensors() {
             // PyTorch's BatchNorm step counter is an integer buffer no model here uses.
@@ -118,12 +122,24 @@ impl ModelFile {
             let values = to_f32(&name, view.dtype(), view.data())?;
             let non_finite = values.iter().filter(|v| !v.is_finite()).count();
             if non_finite > 0 {
-                return Err(WeightsError::NonFinite { tensor: name, count: non_finite });
+                return Err(WeightsError::NonFinite {
+                    tensor: name,
+                    count: non_finite,
+                });
             }
-            tensors.insert(name, StoredTensor { shape: view.shape().to_vec(), values });
+            tensors.insert(
+                name,
+                StoredTensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            );
         }
         match raw_header {
-            Some(json) => Ok(Self { header: parse_header(json)?, tensors }),
+            Some(json) => Ok(Self {
+                header: parse_header(json)?,
+                tensors,
+            }),
             None => pytorch::import_dcgan_generator(tensors),
         }
     }
@@ -139,7 +155,10 @@ impl ModelFile {
     pub fn expect_family(&self, family: &str) -> Result<(), WeightsError> {
         match self.header.model.family() {
             found if found == family => Ok(()),
-            found => Err(WeightsError::WrongFamily { expected: family.to_string(), found: found.to_string() }),
+            found => Err(WeightsError::WrongFamily {
+                expected: family.to_string(),
+                found: found.to_string(),
+            }),
         }
     }
 
@@ -177,7 +196,10 @@ impl ModelFile {
         let mut wanted = Vec::with_capacity(expected.len());
         for slot in &expected {
             let key = format!("{prefix}{}", slot.name);
-            let stored = self.tensors.get(&key).ok_or_else(|| WeightsError::MissingTensor(key.clone()))?;
+            let stored = self
+                .tensors
+                .get(&key)
+                .ok_or_else(|| WeightsError::MissingTensor(key.clone()))?;
             if stored.shape != slot.shape.as_slice() {
                 return Err(WeightsError::WrongShape {
                     tensor: key,
@@ -188,8 +210,15 @@ impl ModelFile {
             let data = TensorData::new(stored.values.clone(), stored.shape.clone());
             wanted.push(bridge::from_data(data, slot.name.clone(), None));
         }
-        let known: Vec<String> = expected.iter().map(|s| format!("{prefix}{}", s.name)).collect();
-        if let Some(extra) = self.tensors.keys().find(|k| k.starts_with(prefix) && !known.contains(k)) {
+        let known: Vec<String> = expected
+            .iter()
+            .map(|s| format!("{prefix}{}", s.name))
+            .collect();
+        if let Some(extra) = self
+            .tensors
+            .keys()
+            .find(|k| k.starts_with(prefix) && !known.contains(k))
+        {
             return Err(WeightsError::UnexpectedTensor(extra.clone()));
         }
         let result = module.apply(wanted, None, Some(Box::new(PyTorchToBurnAdapter)), false);
@@ -197,7 +226,9 @@ impl ModelFile {
             return Err(WeightsError::Internal(problem.to_string()));
         }
         if let Some((name, why)) = result.missing.first() {
-            return Err(WeightsError::Internal(format!("tensor {name} was not applied: {why}")));
+            return Err(WeightsError::Internal(format!(
+                "tensor {name} was not applied: {why}"
+            )));
         }
         Ok(module)
     }
@@ -212,14 +243,19 @@ fn parse_header(json: &str) -> Result<Header, WeightsError> {
     match version {
         None => return Err(WeightsError::BadHeader("no format_version".into())),
         Some(v) if v > FORMAT_VERSION as u64 => {
-            return Err(WeightsError::NewerVersion { found: v, supported: FORMAT_VERSION });
+            return Err(WeightsError::NewerVersion {
+                found: v,
+                supported: FORMAT_VERSION,
+            });
         }
         Some(_) => {}
     }
     let family = value.pointer("/model/family").and_then(|f| f.as_str());
     match family {
         None => return Err(WeightsError::BadHeader("no model.family".into())),
-        Some(f) if !FAMILIES.contains(&f) => return Err(WeightsError::UnknownFamily(f.to_string())),
+        Some(f) if !FAMILIES.contains(&f) => {
+            return Err(WeightsError::UnknownFamily(f.to_string()));
+        }
         Some(_) => {}
     }
     serde_json::from_value(value).map_err(|e| WeightsError::BadHeader(e.to_string()))
@@ -228,14 +264,23 @@ fn parse_header(json: &str) -> Result<Header, WeightsError> {
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
     let chunks = |width: usize| bytes.chunks_exact(width);
     Ok(match dtype {
-        Dtype::F32 => chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => chunks(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => chunks(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         Dtype::F64 => chunks(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)
             .collect(),
         other => {
-            return Err(WeightsError::UnsupportedDtype { tensor: name.to_string(), dtype: format!("{other:?}") });
+            return Err(WeightsError::UnsupportedDtype {
+                tensor: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
         }
     })
 }
@@ -252,7 +297,8 @@ impl Part {
         for tensor in module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false) {
             let name = format!("{prefix}{}", tensor.name);
             let shape = tensor.shape.as_slice().to_vec();
-            let data = bridge::into_data(tensor).map_err(|e| WeightsError::Internal(e.to_string()))?;
+            let data =
+                bridge::into_data(tensor).map_err(|e| WeightsError::Internal(e.to_string()))?;
             let values = data
                 .convert::<f32>()
                 .try_to_vec::<f32>()
@@ -280,9 +326,13 @@ pub fn encode(header: &Header, parts: &[Part]) -> Result<Vec<u8>, WeightsError> 
         let bytes = match header.storage {
             Storage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Storage::F16 => {
-                let halves: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                let halves: Vec<half::f16> =
+                    values.iter().map(|&v| half::f16::from_f32(v)).collect();
                 if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
-                    return Err(WeightsError::F16Overflow { tensor: name.clone(), value: values[i] });
+                    return Err(WeightsError::F16Overflow {
+                        tensor: name.clone(),
+                        value: values[i],
+                    });
                 }
                 halves.iter().flat_map(|h| h.to_le_bytes()).collect()
             }
@@ -296,7 +346,8 @@ pub fn encode(header: &Header, parts: &[Part]) -> Result<Vec<u8>, WeightsError> 
     let views = buffers
         .iter()
         .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes).map(|v| (name.as_str(), v))
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+                .map(|v| (name.as_str(), v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| WeightsError::Internal(e.to_string()))?;

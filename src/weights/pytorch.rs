@@ -10,11 +10,18 @@ use std::collections::BTreeMap;
 use super::{Header, ModelFile, StoredTensor, WeightsError};
 use crate::model::{DcganConfig, ModelConfig};
 
-pub(super) fn import_dcgan_generator(tensors: BTreeMap<String, StoredTensor>) -> Result<ModelFile, WeightsError> {
+pub(super) fn import_dcgan_generator(
+    tensors: BTreeMap<String, StoredTensor>,
+) -> Result<ModelFile, WeightsError> {
     // `nn.DataParallel` saves the same keys under "module.".
     let tensors: BTreeMap<String, StoredTensor> = tensors
         .into_iter()
-        .map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v))
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("module.").map(str::to_string).unwrap_or(k),
+                v,
+            )
+        })
         .collect();
     let conv_indices = conv_transpose_indices(&tensors)?;
     let (&last, blocks) = conv_indices.split_last().expect("at least one conv");
@@ -27,9 +34,15 @@ pub(super) fn import_dcgan_generator(tensors: BTreeMap<String, StoredTensor>) ->
             }
             None => Err(WeightsError::MissingTensor(from)),
         };
-        take(format!("main.{i}.weight"), format!("generator.blocks.{block}.conv.weight"))?;
+        take(
+            format!("main.{i}.weight"),
+            format!("generator.blocks.{block}.conv.weight"),
+        )?;
         for stat in ["weight", "bias", "running_mean", "running_var"] {
-            take(format!("main.{}.{stat}", i + 1), format!("generator.blocks.{block}.norm.{stat}"))?;
+            take(
+                format!("main.{}.{stat}", i + 1),
+                format!("generator.blocks.{block}.norm.{stat}"),
+            )?;
         }
     }
     let to_rgb = &tensors[&format!("main.{last}.weight")];
@@ -41,12 +54,17 @@ pub(super) fn import_dcgan_generator(tensors: BTreeMap<String, StoredTensor>) ->
         let known: Vec<String> = blocks
             .iter()
             .flat_map(|&i| {
-                let bn = ["weight", "bias", "running_mean", "running_var"].map(|s| format!("main.{}.{s}", i + 1));
+                let bn = ["weight", "bias", "running_mean", "running_var"]
+                    .map(|s| format!("main.{}.{s}", i + 1));
                 std::iter::once(format!("main.{i}.weight")).chain(bn)
             })
             .chain(std::iter::once(format!("main.{last}.weight")))
             .collect();
-        let extra = tensors.keys().find(|k| !known.contains(k)).cloned().unwrap_or_default();
+        let extra = tensors
+            .keys()
+            .find(|k| !known.contains(k))
+            .cloned()
+            .unwrap_or_default();
         return Err(WeightsError::UnexpectedTensor(extra));
     }
 
@@ -60,15 +78,25 @@ pub(super) fn import_dcgan_generator(tensors: BTreeMap<String, StoredTensor>) ->
     let mut header = Header::new(ModelConfig::Dcgan(config));
     header.dataset = "unknown (imported PyTorch DCGAN state_dict)".into();
     header.notes = "Imported from a PyTorch DCGAN netG state_dict.".into();
-    Ok(ModelFile { header, tensors: renamed })
+    Ok(ModelFile {
+        header,
+        tensors: renamed,
+    })
 }
 
 /// Indices i of the `main.{i}.weight` tensors that are 4-D (the transposed convolutions).
-fn conv_transpose_indices(tensors: &BTreeMap<String, StoredTensor>) -> Result<Vec<usize>, WeightsError> {
+fn conv_transpose_indices(
+    tensors: &BTreeMap<String, StoredTensor>,
+) -> Result<Vec<usize>, WeightsError> {
     let mut indices: Vec<usize> = tensors
         .iter()
         .filter(|(_, t)| t.shape.len() == 4)
-        .filter_map(|(k, _)| k.strip_prefix("main.")?.strip_suffix(".weight")?.parse().ok())
+        .filter_map(|(k, _)| {
+            k.strip_prefix("main.")?
+                .strip_suffix(".weight")?
+                .parse()
+                .ok()
+        })
         .collect();
     indices.sort_unstable();
     let plausible = indices.len() >= 4 && indices.iter().enumerate().all(|(n, &i)| i == 3 * n);

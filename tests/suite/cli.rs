@@ -1,12 +1,14 @@
 //! The command line end to end: determinism of `sample`, PyTorch parity through `--latents`
 //! and `--raw`, and one clear line (never a panic) for every bad model file.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn retrato(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_retrato")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_retrato"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -21,7 +23,11 @@ fn path(dir: &Path, name: &str) -> String {
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
@@ -29,15 +35,29 @@ fn same_seed_same_png_other_seed_other_png() {
     let dir = tempfile::tempdir().unwrap();
     let model = path(dir.path(), "g.safetensors");
     ok(&["init", "--family", "dcgan", "--width", "8", "--out", &model]);
-    let (a, b, c) = (path(dir.path(), "a.png"), path(dir.path(), "b.png"), path(dir.path(), "c.png"));
-    ok(&["sample", "--model", &model, "--n", "16", "--seed", "1", "--out", &a]);
-    ok(&["sample", "--model", &model, "--n", "16", "--seed", "1", "--out", &b]);
-    ok(&["sample", "--model", &model, "--n", "16", "--seed", "2", "--out", &c]);
+    let (a, b, c) = (
+        path(dir.path(), "a.png"),
+        path(dir.path(), "b.png"),
+        path(dir.path(), "c.png"),
+    );
+    ok(&[
+        "sample", "--model", &model, "--n", "16", "--seed", "1", "--out", &a,
+    ]);
+    ok(&[
+        "sample", "--model", &model, "--n", "16", "--seed", "1", "--out", &b,
+    ]);
+    ok(&[
+        "sample", "--model", &model, "--n", "16", "--seed", "2", "--out", &c,
+    ]);
     let read = |p: &str| std::fs::read(p).unwrap();
     assert_eq!(read(&a), read(&b), "same seed, same bytes");
     assert_ne!(read(&a), read(&c), "other seed, other picture");
     let grid = image::open(&a).unwrap();
-    assert_eq!((grid.width(), grid.height()), (4 * 66 + 2, 4 * 66 + 2), "4x4 grid of 64px tiles, 2px padding");
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (4 * 66 + 2, 4 * 66 + 2),
+        "4x4 grid of 64px tiles, 2px padding"
+    );
 }
 
 #[test]
@@ -45,12 +65,32 @@ fn every_family_inits_samples_and_reports_info() {
     let dir = tempfile::tempdir().unwrap();
     for family in ["dcgan", "mlp", "vae"] {
         let model = path(dir.path(), &format!("{family}.safetensors"));
-        ok(&["init", "--family", family, "--out", &model, "--f16", "--with-discriminator", "--latent-dim", "16"]);
+        ok(&[
+            "init",
+            "--family",
+            family,
+            "--out",
+            &model,
+            "--f16",
+            "--with-discriminator",
+            "--latent-dim",
+            "16",
+        ]);
         let info = ok(&["info", &model]);
         assert!(info.contains(&format!("family      {family}")), "{info}");
         assert!(info.contains("latent 16"), "{info}");
         let each = dir.path().join(format!("each-{family}"));
-        ok(&["sample", "--model", &model, "--n", "3", "--seed", "4", "--each", &each.to_string_lossy()]);
+        ok(&[
+            "sample",
+            "--model",
+            &model,
+            "--n",
+            "3",
+            "--seed",
+            "4",
+            "--each",
+            &each.to_string_lossy(),
+        ]);
         assert!(each.join("portrait-4-0002.png").exists());
     }
 }
@@ -69,12 +109,29 @@ fn pytorch_latents_in_raw_output_out_matches_pytorch() {
     let raw = path(dir.path(), "raw.npy");
     let model = fixture("pytorch_netg_nz8_ngf4_64.safetensors");
     let latents = fixture("pytorch_netg_nz8_ngf4_64_z.npy");
-    ok(&["sample", "--model", &model, "--latents", &latents, "--raw", &raw]);
-    let load = |p: &str| npyz::NpyFile::new(&std::fs::read(p).unwrap()[..]).unwrap().into_vec::<f32>().unwrap();
+    ok(&[
+        "sample",
+        "--model",
+        &model,
+        "--latents",
+        &latents,
+        "--raw",
+        &raw,
+    ]);
+    let load = |p: &str| {
+        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
+            .unwrap()
+            .into_vec::<f32>()
+            .unwrap()
+    };
     let expected = load(&fixture("pytorch_netg_nz8_ngf4_64_out.npy"));
     let ours = load(&raw);
     assert_eq!(ours.len(), expected.len());
-    let worst = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = ours
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "max abs diff {worst}");
 }
 
@@ -84,7 +141,19 @@ fn interpolate_writes_a_strip() {
     let model = path(dir.path(), "g.safetensors");
     let strip = path(dir.path(), "strip.png");
     ok(&["init", "--family", "dcgan", "--width", "4", "--out", &model]);
-    ok(&["interpolate", "--model", &model, "--from", "3", "--to", "9", "--steps", "5", "--out", &strip]);
+    ok(&[
+        "interpolate",
+        "--model",
+        &model,
+        "--from",
+        "3",
+        "--to",
+        "9",
+        "--steps",
+        "5",
+        "--out",
+        &strip,
+    ]);
     let image = image::open(&strip).unwrap();
     assert_eq!((image.width(), image.height()), (5 * 66 + 2, 66 + 2));
 }
@@ -98,25 +167,42 @@ fn bad_model_files_get_one_clear_line() {
     let bytes = std::fs::read(&good).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.safetensors", vec![], "empty"),
-        ("truncated.safetensors", bytes[..bytes.len() / 2].to_vec(), "truncated"),
-        ("picture.safetensors", b"\x89PNG\r\n\x1a\nnot a model".to_vec(), "not a safetensors"),
+        (
+            "truncated.safetensors",
+            bytes[..bytes.len() / 2].to_vec(),
+            "truncated",
+        ),
+        (
+            "picture.safetensors",
+            b"\x89PNG\r\n\x1a\nnot a model".to_vec(),
+            "not a safetensors",
+        ),
     ];
     for (name, content, reason) in cases {
         let file: PathBuf = dir.path().join(name);
         std::fs::write(&file, content).unwrap();
         let file = file.to_string_lossy().into_owned();
-        for args in [vec!["sample", "--model", &file, "--out", "/dev/null"], vec!["info", &file]] {
+        for args in [
+            vec!["sample", "--model", &file, "--out", "/dev/null"],
+            vec!["info", &file],
+        ] {
             let out = retrato(&args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{name} accepted");
             assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-            assert!(stderr.contains(&file) && stderr.contains(reason), "{name}: {stderr}");
+            assert!(
+                stderr.contains(&file) && stderr.contains(reason),
+                "{name}: {stderr}"
+            );
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
     }
     let missing = path(dir.path(), "nowhere.safetensors");
     let out = retrato(&["info", &missing]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nowhere.safetensors"));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("nowhere.safetensors")
+    );
 }
 
 #[test]
@@ -124,7 +210,15 @@ fn bad_latents_file_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture("pytorch_netg_nz8_ngf4_64.safetensors");
     let wrong = fixture("pytorch_netg_nz6_ngf3_32_z.npy"); // nz 6, the model wants 8
-    let out = retrato(&["sample", "--model", &model, "--latents", &wrong, "--out", &path(dir.path(), "x.png")]);
+    let out = retrato(&[
+        "sample",
+        "--model",
+        &model,
+        "--latents",
+        &wrong,
+        "--out",
+        &path(dir.path(), "x.png"),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("N×8"), "{stderr}");
 }

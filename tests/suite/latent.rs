@@ -52,5 +52,8 @@ fn slerp_hits_both_ends_and_keeps_the_norm() {
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     let middle = slerp(&a, &b, 0.5);
     let (na, nb, nm) = (norm(&a), norm(&b), norm(&middle));
-    assert!(nm > 0.95 * na.min(nb), "slerp keeps the norm: {na} {nb} {nm}");
+    assert!(
+        nm > 0.95 * na.min(nb),
+        "slerp keeps the norm: {na} {nb} {nm}"
+    );
 }

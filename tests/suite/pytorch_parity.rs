@@ -7,7 +7,9 @@ use retrato::sample::{latents_tensor, read, run};
 use retrato::weights::ModelFile;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn npy_f32(name: &str) -> (Vec<u64>, Vec<f32>) {
@@ -18,8 +20,18 @@ fn npy_f32(name: &str) -> (Vec<u64>, Vec<f32>) {
 
 fn check(stem: &str, nz: usize, ngf: usize, size: usize) {
     let file = ModelFile::from_path(&fixture(&format!("{stem}.safetensors"))).unwrap();
-    let ModelConfig::Dcgan(config) = &file.header.model else { panic!("not read as a DCGAN") };
-    assert_eq!((config.latent_dim, config.g_width, config.image_size, config.channels), (nz, ngf, size, 3));
+    let ModelConfig::Dcgan(config) = &file.header.model else {
+        panic!("not read as a DCGAN")
+    };
+    assert_eq!(
+        (
+            config.latent_dim,
+            config.g_width,
+            config.image_size,
+            config.channels
+        ),
+        (nz, ngf, size, 3)
+    );
 
     let device = Device::flex();
     let generator = file.generator(&device).unwrap();
@@ -28,7 +40,11 @@ fn check(stem: &str, nz: usize, ngf: usize, size: usize) {
     let (ours, dims) = read(run(&generator, latents_tensor(z, nz, &device), true));
     assert_eq!(dims.map(|d| d as u64).to_vec(), out_shape);
     assert_eq!(z_shape[1] as usize, nz);
-    let worst = ours.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = ours
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "{stem}: max abs diff {worst}");
 }
 
