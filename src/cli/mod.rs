@@ -16,11 +16,17 @@ use clap::{Parser, Subcommand};
 /// Create a model, draw portraits from it, look inside a model file. The same model files run
 /// in the retrato web page.
 #[derive(Parser)]
-#[command(version, propagate_version = true, max_term_width = 100)]
+#[command(version, propagate_version = true, max_term_width = 100, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXAMPLES: &str = "Examples:
+  retrato init --family dcgan --out g.safetensors
+  retrato sample --model g.safetensors --n 16 --seed 7 --out grid.png
+  retrato interpolate --model g.safetensors --from 3 --to 9 --steps 8 --out strip.png
+  retrato info g.safetensors";
 
 #[derive(Subcommand)]
 enum Command {
