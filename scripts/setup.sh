@@ -7,7 +7,8 @@ cd "$ROOT"
 
 # A build cache outside the clone, shared by every checkout on this machine.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/retrato/target}"
-export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+# scripts/bin first: its wasm-opt caches binaryen's (node_modules/.bin) output.
+export PATH="$ROOT/scripts/bin:$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 mkdir -p "$CARGO_TARGET_DIR"
 
 TRUNK_VERSION="0.21.14"   # the last trunk that builds with rustc 1.95

@@ -10,9 +10,6 @@ pub enum DeviceChoice {
     Cpu,
     /// wgpu: Vulkan, Metal or DX12, whichever the system has.
     Wgpu,
-    /// NVIDIA CUDA (build with `--features cuda`).
-    #[cfg(feature = "cuda")]
-    Cuda,
 }
 
 impl DeviceChoice {
@@ -24,8 +21,6 @@ impl DeviceChoice {
             Self::Wgpu => Device::wgpu_options().init().map_err(|e| {
                 anyhow!("wgpu could not start ({e}); on Linux without a GPU, install Mesa's Vulkan drivers (mesa-vulkan-drivers) or use --device cpu")
             }),
-            #[cfg(feature = "cuda")]
-            Self::Cuda => Ok(Device::cuda(0)),
         }
     }
 }
