@@ -111,13 +111,6 @@ impl ModelConfig {
         }
     }
 
-    pub fn output_range(&self) -> OutputRange {
-        match self {
-            Self::Vae(_) => OutputRange::ZeroToOne,
-            _ => OutputRange::MinusOneToOne,
-        }
-    }
-
     /// A freshly initialised generator (for a VAE, its decoder).
     pub fn init_generator(&self, device: &Device) -> Generator {
         match self {

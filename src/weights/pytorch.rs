@@ -24,49 +24,38 @@ pub(super) fn import_dcgan_generator(
         })
         .collect();
     let conv_indices = conv_transpose_indices(&tensors)?;
-    let (&last, blocks) = conv_indices.split_last().expect("at least one conv");
-    let mut renamed = BTreeMap::new();
+    let (&last, blocks) = conv_indices.split_last().expect("at least four convs");
+    let mut renames = vec![(
+        format!("main.{last}.weight"),
+        "generator.to_rgb.weight".to_string(),
+    )];
     for (block, &i) in blocks.iter().enumerate() {
-        let mut take = |from: String, to: String| match tensors.get(&from) {
-            Some(t) => {
-                renamed.insert(to, t.clone());
-                Ok(())
-            }
-            None => Err(WeightsError::MissingTensor(from)),
-        };
-        take(
+        renames.push((
             format!("main.{i}.weight"),
             format!("generator.blocks.{block}.conv.weight"),
-        )?;
+        ));
         for stat in ["weight", "bias", "running_mean", "running_var"] {
-            take(
+            renames.push((
                 format!("main.{}.{stat}", i + 1),
                 format!("generator.blocks.{block}.norm.{stat}"),
-            )?;
+            ));
         }
     }
-    let to_rgb = &tensors[&format!("main.{last}.weight")];
-    renamed.insert("generator.to_rgb.weight".to_string(), to_rgb.clone());
-    // Anything we did not rename is a layer this importer does not know: refuse rather than
-    // silently drop it.
-    let used = renamed.len();
-    if used != tensors.len() {
-        let known: Vec<String> = blocks
-            .iter()
-            .flat_map(|&i| {
-                let bn = ["weight", "bias", "running_mean", "running_var"]
-                    .map(|s| format!("main.{}.{s}", i + 1));
-                std::iter::once(format!("main.{i}.weight")).chain(bn)
-            })
-            .chain(std::iter::once(format!("main.{last}.weight")))
-            .collect();
-        let extra = tensors
-            .keys()
-            .find(|k| !known.contains(k))
-            .cloned()
-            .unwrap_or_default();
-        return Err(WeightsError::UnexpectedTensor(extra));
+    // A key we do not rename is a layer this importer does not know: refuse rather than drop it.
+    if let Some(extra) = tensors
+        .keys()
+        .find(|k| !renames.iter().any(|(from, _)| from == *k))
+    {
+        return Err(WeightsError::UnexpectedTensor(extra.clone()));
     }
+    let mut renamed = BTreeMap::new();
+    for (from, to) in renames {
+        let tensor = tensors
+            .get(&from)
+            .ok_or(WeightsError::MissingTensor(from))?;
+        renamed.insert(to, tensor.clone());
+    }
+    let to_rgb = &tensors[&format!("main.{last}.weight")];
 
     let first = &tensors[&format!("main.{}.weight", conv_indices[0])];
     let image_size = 4usize << (conv_indices.len() - 1);

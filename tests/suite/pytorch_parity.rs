@@ -57,3 +57,49 @@ fn pytorch_dcgan_64px_matches() {
 fn pytorch_dcgan_32px_other_nz_and_ngf_matches() {
     check("pytorch_netg_nz6_ngf3_32", 6, 3, 32);
 }
+
+/// The fixture's tensors with `edit` applied, re-serialised without a retrato header.
+fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+    let bytes = std::fs::read(fixture("pytorch_netg_nz8_ngf4_64.safetensors")).unwrap();
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = parsed
+        .tensors()
+        .into_iter()
+        .filter(|(_, view)| view.dtype() == safetensors::Dtype::F32)
+        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let views = tensors.iter().map(|(name, shape, data)| {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data);
+        (name.clone(), view.unwrap())
+    });
+    safetensors::serialize(views, None).unwrap()
+}
+
+#[test]
+fn pytorch_state_dict_with_a_missing_or_unknown_tensor_is_refused() {
+    use retrato::weights::WeightsError;
+    let missing = edited_fixture(|t| t.retain(|(name, _, _)| name != "main.4.running_var"));
+    let error = ModelFile::from_bytes(&missing).unwrap_err();
+    assert_eq!(
+        error,
+        WeightsError::MissingTensor("main.4.running_var".into())
+    );
+    let extra = edited_fixture(|t| t.push(("main.14.weight".into(), vec![1], vec![0; 4])));
+    let error = ModelFile::from_bytes(&extra).unwrap_err();
+    assert_eq!(
+        error,
+        WeightsError::UnexpectedTensor("main.14.weight".into())
+    );
+}
+
+#[test]
+fn data_parallel_prefix_is_accepted() {
+    let prefixed = edited_fixture(|t| {
+        t.iter_mut()
+            .for_each(|(name, _, _)| *name = format!("module.{name}"))
+    });
+    let file = ModelFile::from_bytes(&prefixed).unwrap();
+    assert_eq!(file.header.model.latent_dim(), 8);
+}
