@@ -24,7 +24,8 @@ async function fetchModel(entry) {
 
 function describe(info, entry) {
   const fid = info.metrics.fid === undefined ? "FID not measured" : `FID ${info.metrics.fid.toFixed(1)}`;
-  return `${entry.label}: ${info.family.toUpperCase()}, ${info.image_size}×${info.image_size}, ` +
+  const { family, image_size: size } = info.model;
+  return `${entry.label}: ${family.toUpperCase()}, ${size}×${size}, ` +
     `trained on ${info.dataset || "unknown data"} (${info.steps} steps), ${fid}. ${info.notes}`;
 }
 

@@ -21,18 +21,6 @@ pub struct Backend {
     pub reason: String,
 }
 
-/// What the page shows about a loaded model.
-#[derive(Serialize)]
-pub struct ModelInfo {
-    pub family: String,
-    pub dataset: String,
-    pub notes: String,
-    pub steps: u64,
-    pub image_size: usize,
-    pub latent_dim: usize,
-    pub metrics: std::collections::BTreeMap<String, f64>,
-}
-
 /// Portraits as RGBA bytes, tile after tile, for `ImageData`.
 #[derive(Serialize)]
 pub struct Portraits {
@@ -133,7 +121,8 @@ async fn webgpu_available() -> Result<(), String> {
     }
 }
 
-/// Validates a model file's bytes and makes it the current generator.
+/// Validates a model file's bytes and makes it the current generator; returns its header
+/// (family and configuration, dataset, steps, metrics, notes) for the model card.
 #[wasm_bindgen(js_name = loadModel)]
 pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
     let file = ModelFile::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
@@ -141,18 +130,8 @@ pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
     let generator = file
         .generator(&device)
         .map_err(|e| JsError::new(&e.to_string()))?;
-    let header = &file.header;
-    let info = ModelInfo {
-        family: header.model.family().into(),
-        dataset: header.dataset.clone(),
-        notes: header.notes.clone(),
-        steps: header.steps,
-        image_size: header.model.image_size(),
-        latent_dim: header.model.latent_dim(),
-        metrics: header.metrics.clone(),
-    };
     STATE.with_borrow_mut(|s| s.as_mut().map(|s| s.generator = Some(generator)));
-    to_js(&info)
+    to_js(&file.header)
 }
 
 /// Portraits `first..first + count` of `seed` (a decimal string: seeds are u64, beyond
@@ -199,6 +178,11 @@ fn with_state<T>(f: impl FnOnce(&State) -> T) -> Result<T, JsError> {
         .ok_or_else(|| JsError::new("initBackend() must be called first"))
 }
 
+/// Plain JS objects for maps (metrics), not `Map`s, so the page reads `metrics.fid`; bytes
+/// stay a `Uint8Array`.
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
-    serde_wasm_bindgen::to_value(value).map_err(|e| JsError::new(&e.to_string()))
+    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    value
+        .serialize(&serializer)
+        .map_err(|e| JsError::new(&e.to_string()))
 }

@@ -70,7 +70,7 @@ async function portraitsAppear({ webgpu, query, badge, shot }) {
     assert.equal(stats.width, 4 * 66 + 2, "a 4x4 grid of 64px portraits");
     assert.ok(stats.std > 10 && stats.distinct > 50, `portraits are not blank: std ${stats.std}, ${stats.distinct} colours`);
     assert.equal(await page.getAttribute("#backend", "data-state"), badge);
-    assert.notEqual((await page.textContent("#card")).trim(), "", "the model card is shown");
+    assert.match(await page.textContent("#card"), /DCGAN, 64×64, trained on none \(random init\) \(0 steps\), FID not measured/, "the model card is read from the file header");
     assert.deepEqual(errors, []);
     assert.deepEqual(foreign, [], "no request leaves the page's origin");
     return stats;
