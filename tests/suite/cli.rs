@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::{max_abs_diff, npy_f32};
+
 fn retrato(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retrato"))
         .args(args)
@@ -118,20 +120,9 @@ fn pytorch_latents_in_raw_output_out_matches_pytorch() {
         "--raw",
         &raw,
     ]);
-    let load = |p: &str| {
-        npyz::NpyFile::new(&std::fs::read(p).unwrap()[..])
-            .unwrap()
-            .into_vec::<f32>()
-            .unwrap()
-    };
-    let expected = load(&fixture("pytorch_netg_nz8_ngf4_64_out.npy"));
-    let ours = load(&raw);
-    assert_eq!(ours.len(), expected.len());
-    let worst = ours
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let (_, expected) = npy_f32(Path::new(&fixture("pytorch_netg_nz8_ngf4_64_out.npy")));
+    let (_, ours) = npy_f32(Path::new(&raw));
+    let worst = max_abs_diff(&ours, &expected);
     assert!(worst <= 1e-4, "max abs diff {worst}");
 }
 

@@ -7,3 +7,20 @@ mod models;
 #[cfg(feature = "native")]
 mod pytorch_parity;
 mod weights;
+
+/// Largest absolute difference between two equally long float slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared arrays differ in length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A float32 .npy file: (shape, values).
+#[cfg(feature = "native")]
+pub fn npy_f32(path: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
+}

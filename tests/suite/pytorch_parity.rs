@@ -6,16 +6,12 @@ use retrato::model::ModelConfig;
 use retrato::sample::{latents_tensor, read, run};
 use retrato::weights::ModelFile;
 
+use crate::{max_abs_diff, npy_f32};
+
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn npy_f32(name: &str) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(fixture(name)).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
 }
 
 fn check(stem: &str, nz: usize, ngf: usize, size: usize) {
@@ -35,16 +31,12 @@ fn check(stem: &str, nz: usize, ngf: usize, size: usize) {
 
     let device = Device::flex();
     let generator = file.generator(&device).unwrap();
-    let (z_shape, z) = npy_f32(&format!("{stem}_z.npy"));
-    let (out_shape, expected) = npy_f32(&format!("{stem}_out.npy"));
+    let (z_shape, z) = npy_f32(&fixture(&format!("{stem}_z.npy")));
+    let (out_shape, expected) = npy_f32(&fixture(&format!("{stem}_out.npy")));
     let (ours, dims) = read(run(&generator, latents_tensor(z, nz, &device), true));
     assert_eq!(dims.map(|d| d as u64).to_vec(), out_shape);
     assert_eq!(z_shape[1] as usize, nz);
-    let worst = ours
-        .iter()
-        .zip(&expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = max_abs_diff(&ours, &expected);
     assert!(worst <= 1e-4, "{stem}: max abs diff {worst}");
 }
 

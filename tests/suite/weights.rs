@@ -110,11 +110,7 @@ fn f16_storage_halves_the_file_and_stays_close() {
                 .unwrap()
         };
         let (reference, rounded) = (images(&load(&full), 2), images(&load(&half), 2));
-        let worst = reference
-            .iter()
-            .zip(&rounded)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = crate::max_abs_diff(&reference, &rounded);
         assert!(worst < 2e-2, "{}: f16 drift {worst}", config.family());
         assert!(worst > 0.0, "{}: f16 really rounds", config.family());
     }
