@@ -3,22 +3,42 @@
 //! platform's). Portrait `index` of `seed` is therefore the same portrait everywhere.
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a 64-bit counter through a fixed mixer. Tiny, and
-/// defined bit-for-bit, which is all a latent sampler needs.
-struct SplitMix64(u64);
+/// defined bit-for-bit, which is all a latent sampler (and training's shuffles and
+/// augmentations, which must replay exactly on resume) needs.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    /// An independent stream for each (seed, index): e.g. (run seed, training step).
+    pub fn stream(seed: u64, index: u64) -> Self {
+        Self(mix(seed) ^ mix(index.wrapping_add(0xD1B5_4A32_D192_ED03)))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
     /// Uniform in (0, 1], never 0 so that ln() is finite.
-    fn next_open01(&mut self) -> f64 {
+    pub fn next_open01(&mut self) -> f64 {
         ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in 0..n (n ≥ 1); the tiny modulo bias is irrelevant here.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
     }
 }
 
-fn mix(mut z: u64) -> u64 {
+/// A 64-bit mixer, also used to derive independent seeds (`mix(seed ^ purpose)`).
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -28,7 +48,7 @@ fn mix(mut z: u64) -> u64 {
 /// (Box–Muller). Each (seed, index) has its own stream, so portrait 5 does not depend on how
 /// many portraits were drawn before it.
 pub fn latent(seed: u64, index: u64, dim: usize) -> Vec<f32> {
-    let mut rng = SplitMix64(mix(seed) ^ mix(index.wrapping_add(0xD1B5_4A32_D192_ED03)));
+    let mut rng = SplitMix64::stream(seed, index);
     let mut z = Vec::with_capacity(dim + 1);
     while z.len() < dim {
         let radius = libm::sqrt(-2.0 * libm::log(rng.next_open01()));

@@ -14,37 +14,12 @@ pub fn load_model(path: &Path) -> Result<ModelFile> {
         .map_err(flatten)
 }
 
-/// Writes through a temporary file in the same folder, then renames: a crash leaves either the
-/// old file or the new one, never half of one.
+/// Writes through a temporary file in the same folder, then renames (see [`retrato::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(folder)
-        .with_context(|| format!("{}: cannot create folder", folder.display()))?;
-    let mut temp = readable_temp_file()
-        .tempfile_in(folder)
-        .with_context(|| format!("{}: cannot write in this folder", folder.display()))?;
-    std::io::Write::write_all(&mut temp, bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("{}: cannot replace it", path.display()))?;
-    Ok(())
+    retrato::atomic::write_atomic(path, bytes).map_err(anyhow::Error::msg)
 }
 
 /// `context: reason` on one line.
 fn flatten(error: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("{error:#}")
-}
-
-/// Temporary files are private (0600) by default; the files we write are ordinary outputs.
-fn readable_temp_file() -> tempfile::Builder<'static, 'static> {
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    builder
 }

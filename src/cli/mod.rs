@@ -1,11 +1,14 @@
 //! Native CLI: argument parsing and one module per command. Errors end as one line on stderr
 //! (`error: FILE: reason`) and a non-zero exit code, never a panic.
 
+mod bench;
+mod data;
 mod device;
 mod files;
 mod info;
 mod init;
 mod sample;
+mod train;
 
 use std::process::ExitCode;
 
@@ -26,7 +29,11 @@ const EXAMPLES: &str = "Examples:
   retrato init --family dcgan --out g.safetensors
   retrato sample --model g.safetensors --n 16 --seed 7 --out grid.png
   retrato interpolate --model g.safetensors --from 3 --to 9 --steps 8 --out strip.png
-  retrato info g.safetensors";
+  retrato info g.safetensors
+  retrato train --config configs/dcgan-celeba-hq.toml --data faces.tar --out runs/celeba
+  retrato train --resume --data faces.tar --out runs/celeba
+  retrato data preview --data faces.tar --out preview.png
+  retrato bench train --family dcgan --batch 64";
 
 #[derive(Subcommand)]
 enum Command {
@@ -38,6 +45,14 @@ enum Command {
     Interpolate(sample::InterpolateArgs),
     /// Show what a model file holds: family, configuration, training, metrics, size.
     Info(info::Args),
+    /// Train a model on a folder or archive of images (resumable, with logs and plots).
+    Train(train::Args),
+    /// Look at a training set: decode it like training does and show the first images.
+    #[command(subcommand)]
+    Data(data::Command),
+    /// Measure speed (training images per second).
+    #[command(subcommand)]
+    Bench(bench::Command),
 }
 
 pub fn run() -> ExitCode {
@@ -47,6 +62,9 @@ pub fn run() -> ExitCode {
         Command::Sample(args) => sample::run_sample(args),
         Command::Interpolate(args) => sample::run_interpolate(args),
         Command::Info(args) => info::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Data(command) => data::run(command),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,8 @@ use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
+use burn::tensor::module::conv_transpose2d;
+use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor};
 
 /// The DCGAN weight init of the paper: N(0, 0.02) for convs, N(1, 0.02) for BN scales.
@@ -44,6 +46,10 @@ pub struct DcganConfig {
     /// Dropout after each discriminator activation (report 001 used 0.3); 0 disables it.
     #[config(default = 0.0)]
     pub d_dropout: f64,
+    /// Batch norm in the discriminator's inner blocks, as in DCGAN. A WGAN-GP critic must not
+    /// have it (the penalty is per sample; batch norm mixes samples), so WGAN-GP turns it off.
+    #[config(default = true)]
+    pub d_batch_norm: bool,
 }
 
 impl DcganConfig {
@@ -81,7 +87,7 @@ impl DcganConfig {
         let from_rgb = conv(self.channels, self.d_width, 2, 1, device);
         let blocks = widths
             .windows(2)
-            .map(|pair| DownBlock::new(pair[0], pair[1], device))
+            .map(|pair| DownBlock::new(pair[0], pair[1], self.d_batch_norm, device))
             .collect();
         let head = conv(*widths.last().unwrap(), 1, 1, 0, device);
         let dropout = DropoutConfig::new(self.d_dropout).init();
@@ -114,23 +120,28 @@ impl UpBlock {
     }
 }
 
-/// Conv(4x4, stride 2) → BatchNorm → LeakyReLU(0.2): halves the side.
+/// Conv(4x4, stride 2) → BatchNorm (optional) → LeakyReLU(0.2): halves the side.
 #[derive(Module, Debug)]
 pub struct DownBlock {
     pub conv: Conv2d,
-    pub norm: BatchNorm,
+    pub norm: Option<BatchNorm>,
 }
 
 impl DownBlock {
-    fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
+    fn new(c_in: usize, c_out: usize, with_norm: bool, device: &Device) -> Self {
         Self {
             conv: conv(c_in, c_out, 2, 1, device),
-            norm: batch_norm(c_out, device),
+            norm: with_norm.then(|| batch_norm(c_out, device)),
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        leaky_relu(self.norm.forward(self.conv.forward(x)), SLOPE)
+    /// The block's input to its activation (what the critic gradient needs as a mask).
+    fn pre_activation(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv.forward(x);
+        match &self.norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
     }
 }
 
@@ -171,10 +182,57 @@ impl Discriminator {
         let mut x = leaky_relu(self.from_rgb.forward(images), SLOPE); // [N, 64, 32, 32]
         x = self.dropout.forward(x);
         for block in &self.blocks {
-            x = self.dropout.forward(block.forward(x)); // [N, 128, 16, 16] → [N, 256, 8, 8] → [N, 512, 4, 4]
+            let a = block.pre_activation(x); // [N, 128, 16, 16] → [N, 256, 8, 8] → [N, 512, 4, 4]
+            x = self.dropout.forward(leaky_relu(a, SLOPE));
         }
         self.head.forward(x).reshape([n]) // [N, 1, 1, 1] → [N] logits
     }
+
+    /// ∇ₓD(x) per image, written as a forward computation so that a first-order backward
+    /// through it is the exact WGAN-GP update (burn has no double backward). The convs are
+    /// applied transposed in reverse order, each LeakyReLU replaced by its slope mask at `x`
+    /// (a constant almost everywhere). Only for critics without batch norm or dropout.
+    pub fn input_gradient(&self, images: Tensor<4>) -> Tensor<4> {
+        assert!(
+            self.blocks.iter().all(|b| b.norm.is_none()),
+            "input_gradient needs a critic without batch norm"
+        );
+        let mut pre_activations = vec![self.from_rgb.forward(images.clone())];
+        for block in &self.blocks {
+            let x = leaky_relu(pre_activations.last().unwrap().clone(), SLOPE);
+            pre_activations.push(block.pre_activation(x));
+        }
+        let n = images.dims()[0];
+        let mut grad = Tensor::ones([n, 1, 1, 1], &images.device());
+        grad = conv_transpose_of(&self.head, grad);
+        let convs = std::iter::once(&self.from_rgb).chain(self.blocks.iter().map(|b| &b.conv));
+        for (conv, a) in convs
+            .collect::<Vec<_>>()
+            .into_iter()
+            .zip(pre_activations)
+            .rev()
+        {
+            grad = conv_transpose_of(conv, grad * leaky_relu_slope(a, SLOPE));
+        }
+        grad
+    }
+}
+
+/// The derivative of LeakyReLU at `a`, held constant (no gradient flows into the mask).
+pub fn leaky_relu_slope<const D: usize>(a: Tensor<D>, slope: f64) -> Tensor<D> {
+    let a = a.detach();
+    a.ones_like().mask_fill(a.lower_equal_elem(0.0), slope)
+}
+
+/// The transpose of a bias-free conv: maps a gradient at its output to one at its input.
+fn conv_transpose_of(conv: &Conv2d, grad: Tensor<4>) -> Tensor<4> {
+    let [padding, _] = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, _, _) => [top, left],
+        _ => unreachable!("DCGAN convs use explicit padding"),
+    };
+    let options =
+        ConvTransposeOptions::new(conv.stride, [padding, padding], [0, 0], conv.dilation, 1);
+    conv_transpose2d(grad, conv.weight.val(), None, options)
 }
 
 fn conv_transpose(

@@ -7,6 +7,8 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, tanh};
 use burn::tensor::{Device, Tensor};
 
+use super::dcgan::leaky_relu_slope;
+
 #[derive(Config, Debug, PartialEq)]
 pub struct MlpConfig {
     #[config(default = 100)]
@@ -117,5 +119,31 @@ impl Discriminator {
                 .forward(leaky_relu(layer.forward(x), self.negative_slope)); // [N, 1024] → [N, 512] → [N, 256]
         }
         self.head.forward(x).reshape([n]) // [N]
+    }
+
+    /// ∇ₓD(x) per image as a forward computation (see the DCGAN critic's): the layers'
+    /// weights transposed in reverse order, each LeakyReLU replaced by its slope mask at `x`.
+    /// Only for critics without dropout.
+    pub fn input_gradient(&self, images: Tensor<4>) -> Tensor<4> {
+        let dims = images.dims();
+        let mut x: Tensor<2> = images.flatten(1, 3);
+        let mut pre_activations = Vec::with_capacity(self.hidden.len());
+        for layer in &self.hidden {
+            let a = layer.forward(x);
+            x = leaky_relu(a.clone(), self.negative_slope);
+            pre_activations.push(a);
+        }
+        // burn stores Linear weights as [in, out]: the head's is [last hidden, 1].
+        let mut grad = self
+            .head
+            .weight
+            .val()
+            .transpose()
+            .expand([dims[0], x.dims()[1]]);
+        for (layer, a) in self.hidden.iter().zip(pre_activations).rev() {
+            grad = grad * leaky_relu_slope(a, self.negative_slope);
+            grad = grad.matmul(layer.weight.val().transpose());
+        }
+        grad.reshape(dims)
     }
 }

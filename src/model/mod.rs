@@ -17,12 +17,60 @@ pub use mlp::MlpConfig;
 pub use vae::VaeConfig;
 
 /// A model family with its full configuration, as stored in a model file's header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Reading one fills the fields not given with the family's defaults (so presets stay short
+/// and files written before a field existed still load) and refuses fields it does not know.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
 pub enum ModelConfig {
     Dcgan(DcganConfig),
     Mlp(MlpConfig),
     Vae(VaeConfig),
+}
+
+/// The derived form of [`ModelConfig`], used once the defaults are filled in.
+#[derive(Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+enum CompleteModelConfig {
+    Dcgan(DcganConfig),
+    Mlp(MlpConfig),
+    Vae(VaeConfig),
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let given = serde_json::Value::deserialize(deserializer)?;
+        Self::from_fields(&given).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ModelConfig {
+    /// The family named in `given`, its defaults overridden by the other fields of `given`.
+    pub fn from_fields(given: &serde_json::Value) -> Result<Self, String> {
+        let fields = given
+            .as_object()
+            .ok_or("the model must be a table of fields")?;
+        let family = fields
+            .get("family")
+            .and_then(|f| f.as_str())
+            .ok_or("the model needs a family (dcgan, mlp or vae)")?;
+        let defaults = Self::default_for(family)
+            .ok_or_else(|| format!("unknown model family {family:?} (dcgan, mlp or vae)"))?;
+        let mut value = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+        let complete = value.as_object_mut().expect("a config is a table");
+        for (key, field) in fields {
+            if !complete.contains_key(key) {
+                return Err(format!("unknown field model.{key} for family {family}"));
+            }
+            complete.insert(key.clone(), field.clone());
+        }
+        let complete: CompleteModelConfig =
+            serde_json::from_value(value).map_err(|e| e.to_string())?;
+        Ok(match complete {
+            CompleteModelConfig::Dcgan(c) => Self::Dcgan(c),
+            CompleteModelConfig::Mlp(c) => Self::Mlp(c),
+            CompleteModelConfig::Vae(c) => Self::Vae(c),
+        })
+    }
 }
 
 /// The family names, for the CLI and error messages.
@@ -117,6 +165,130 @@ impl ModelConfig {
             Self::Dcgan(c) => Generator::Dcgan(c.init_generator(device)),
             Self::Mlp(c) => Generator::Mlp(c.init_generator(device)),
             Self::Vae(c) => Generator::Vae(c.init_decoder(device)),
+        }
+    }
+}
+
+impl ModelConfig {
+    /// A freshly initialised discriminator (critic); a VAE has none.
+    pub fn init_discriminator(&self, device: &Device) -> Option<Discriminator> {
+        match self {
+            Self::Dcgan(c) => Some(Discriminator::Dcgan(c.init_discriminator(device))),
+            Self::Mlp(c) => Some(Discriminator::Mlp(c.init_discriminator(device))),
+            Self::Vae(_) => None,
+        }
+    }
+
+    /// Why this discriminator cannot be a WGAN-GP critic, if it cannot: the penalty is taken
+    /// per image, which batch norm and dropout (random per call) break.
+    pub fn gradient_penalty_problem(&self) -> Option<String> {
+        match self {
+            Self::Dcgan(c) if c.d_batch_norm => {
+                Some("WGAN-GP needs a critic without batch norm: set d_batch_norm = false".into())
+            }
+            Self::Dcgan(c) if c.d_dropout > 0.0 => {
+                Some("WGAN-GP needs a critic without dropout: set d_dropout = 0".into())
+            }
+            Self::Mlp(c) if c.d_dropout > 0.0 => {
+                Some("WGAN-GP needs a critic without dropout: set d_dropout = 0".into())
+            }
+            Self::Vae(_) => Some("a VAE has no critic".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Whichever network scores images as real or fake. Cloning is cheap.
+// One per training run, never in a collection: boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Discriminator {
+    Dcgan(dcgan::Discriminator),
+    Mlp(mlp::Discriminator),
+}
+
+impl Discriminator {
+    /// One logit (or critic score) per image: [N, C, H, W] → [N].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<1> {
+        match self {
+            Self::Dcgan(d) => d.forward(images),
+            Self::Mlp(d) => d.forward(images),
+        }
+    }
+
+    /// ∇ₓD(x), one gradient image per input image, as an ordinary differentiable computation.
+    pub fn input_gradient(&self, images: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Dcgan(d) => d.input_gradient(images),
+            Self::Mlp(d) => d.input_gradient(images),
+        }
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            Self::Dcgan(d) => parameter_count(d),
+            Self::Mlp(d) => parameter_count(d),
+        }
+    }
+}
+
+/// Something done to a module of any type: lets code that works on burn modules generically
+/// (optimizer steps, weight averaging, clipping) run on whichever network a family holds.
+pub trait ModuleTransform {
+    fn apply<M: Module>(&mut self, module: M) -> M;
+}
+
+/// Something read from a module of any type (parameter ids, tensors for a file).
+pub trait ModuleInspect {
+    fn inspect<M: Module>(&mut self, module: &M);
+}
+
+impl Generator {
+    pub fn transform(self, t: &mut impl ModuleTransform) -> Self {
+        match self {
+            Self::Dcgan(g) => Self::Dcgan(t.apply(g)),
+            Self::Mlp(g) => Self::Mlp(t.apply(g)),
+            Self::Vae(d) => Self::Vae(t.apply(d)),
+        }
+    }
+
+    pub fn inspect(&self, i: &mut impl ModuleInspect) {
+        match self {
+            Self::Dcgan(g) => i.inspect(g),
+            Self::Mlp(g) => i.inspect(g),
+            Self::Vae(d) => i.inspect(d),
+        }
+    }
+
+    /// An inference copy: plain device, batch norm on running statistics, no dropout.
+    pub fn valid(&self) -> Self {
+        match self {
+            Self::Dcgan(g) => Self::Dcgan(g.valid()),
+            Self::Mlp(g) => Self::Mlp(g.valid()),
+            Self::Vae(d) => Self::Vae(d.valid()),
+        }
+    }
+}
+
+impl Discriminator {
+    pub fn transform(self, t: &mut impl ModuleTransform) -> Self {
+        match self {
+            Self::Dcgan(d) => Self::Dcgan(t.apply(d)),
+            Self::Mlp(d) => Self::Mlp(t.apply(d)),
+        }
+    }
+
+    pub fn inspect(&self, i: &mut impl ModuleInspect) {
+        match self {
+            Self::Dcgan(d) => i.inspect(d),
+            Self::Mlp(d) => i.inspect(d),
+        }
+    }
+
+    pub fn valid(&self) -> Self {
+        match self {
+            Self::Dcgan(d) => Self::Dcgan(d.valid()),
+            Self::Mlp(d) => Self::Mlp(d.valid()),
         }
     }
 }

@@ -25,6 +25,11 @@ pub use error::WeightsError;
 pub const FORMAT_VERSION: u32 = 1;
 /// The safetensors metadata key that holds the [`Header`] as JSON.
 pub const METADATA_KEY: &str = "retrato";
+/// Training checkpoints add their run state as JSON under this key …
+pub const TRAINING_KEY: &str = "retrato.training";
+/// … and opaque byte blobs (optimizer state) as U8 tensors under this prefix. Loading a
+/// model ignores both, so a checkpoint is also a model file.
+pub const STATE_PREFIX: &str = "state.";
 
 /// How tensor values are stored on disk. f16 halves the page's download; training
 /// checkpoints keep f32.
@@ -98,6 +103,9 @@ struct StoredTensor {
 pub struct ModelFile {
     pub header: Header,
     tensors: BTreeMap<String, StoredTensor>,
+    /// A checkpoint's run state ([`TRAINING_KEY`]) and blobs ([`STATE_PREFIX`]).
+    pub training: Option<String>,
+    pub state: BTreeMap<String, Vec<u8>>,
 }
 
 impl ModelFile {
@@ -113,8 +121,20 @@ impl ModelFile {
             .metadata()
             .as_ref()
             .and_then(|m| m.get(METADATA_KEY));
+        let training = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(TRAINING_KEY))
+            .cloned();
         let mut tensors = BTreeMap::new();
+        let mut state = BTreeMap::new();
         for (name, view) in parsed.tensors() {
+            if let Some(blob) = name.strip_prefix(STATE_PREFIX)
+                && view.dtype() == Dtype::U8
+            {
+                state.insert(blob.to_string(), view.data().to_vec());
+                continue;
+            }
             // PyTorch's BatchNorm step counter is an integer buffer no model here uses.
             if raw_header.is_none() && name.ends_with("num_batches_tracked") {
                 continue;
@@ -139,6 +159,8 @@ impl ModelFile {
             Some(json) => Ok(Self {
                 header: parse_header(json)?,
                 tensors,
+                training,
+                state,
             }),
             None => pytorch::import_dcgan_generator(tensors),
         }
@@ -321,6 +343,16 @@ impl Part {
 
 /// Serialises a model file. Values that f16 cannot hold are an error, not a silent inf.
 pub fn encode(header: &Header, parts: &[Part]) -> Result<Vec<u8>, WeightsError> {
+    encode_checkpoint(header, parts, None, &[])
+}
+
+/// Serialises a model file that also carries training state (JSON and byte blobs).
+pub fn encode_checkpoint(
+    header: &Header,
+    parts: &[Part],
+    training: Option<&str>,
+    state: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>, WeightsError> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape, values) in parts.iter().flat_map(|p| &p.tensors) {
         let bytes = match header.storage {
@@ -343,15 +375,26 @@ pub fn encode(header: &Header, parts: &[Part]) -> Result<Vec<u8>, WeightsError> 
         Storage::F32 => Dtype::F32,
         Storage::F16 => Dtype::F16,
     };
-    let views = buffers
+    let blobs = state.iter().map(|(name, bytes)| {
+        let name = format!("{STATE_PREFIX}{name}");
+        (name, Dtype::U8, vec![bytes.len()], bytes.as_slice())
+    });
+    let tensors = buffers
         .iter()
-        .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+        .map(|(name, shape, bytes)| (name.clone(), dtype, shape.clone(), bytes.as_slice()));
+    let all: Vec<_> = tensors.chain(blobs).collect();
+    let views = all
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
                 .map(|v| (name.as_str(), v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| WeightsError::Internal(e.to_string()))?;
     let json = serde_json::to_string(header).map_err(|e| WeightsError::Internal(e.to_string()))?;
-    let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    let mut metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    if let Some(training) = training {
+        metadata.insert(TRAINING_KEY.to_string(), training.to_string());
+    }
     safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Internal(e.to_string()))
 }

@@ -70,6 +70,8 @@ pub(super) fn import_dcgan_generator(
     Ok(ModelFile {
         header,
         tensors: renamed,
+        training: None,
+        state: BTreeMap::new(),
     })
 }
 

@@ -2,10 +2,15 @@
 
 #[cfg(feature = "native")]
 mod cli;
+mod data;
 mod latent;
 mod models;
 #[cfg(feature = "native")]
 mod pytorch_parity;
+mod toy;
+#[cfg(feature = "native")]
+mod train_cli;
+mod training;
 mod weights;
 
 /// Largest absolute difference between two equally long float slices.

@@ -1,0 +1,115 @@
+//! `retrato bench train`: the training step's speed, measured in-process after a warm-up,
+//! on synthetic images (decoding is not what is measured). `bench/train.sh` runs it beside
+//! `bench/pytorch_dcgan.py`, the same network, batch and optimizer in PyTorch.
+
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use burn::tensor::{Distribution, Tensor};
+use retrato::model::ModelConfig;
+use retrato::train::{Objective, TrainConfig, Trainer};
+
+use super::device::DeviceChoice;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Images per second of full training steps (D on real and fake, then G).
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[arg(long, default_value = "dcgan")]
+    family: String,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Timed steps (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// bce, wgan-clip, wgan-gp or vae (vae needs --family vae).
+    #[arg(long, default_value = "bce")]
+    objective: String,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+    /// Print one JSON line (for scripts) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Train(args) => train(args),
+    }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let model = ModelConfig::default_for(&args.family)
+        .ok_or_else(|| anyhow!("unknown family {:?}", args.family))?;
+    let objective: Objective = serde_json::from_value(serde_json::json!(args.objective))
+        .map_err(|_| anyhow!("unknown objective {:?}", args.objective))?;
+    let mut value = serde_json::json!({ "model": model });
+    value["train"] = serde_json::json!({ "objective": objective, "batch_size": args.batch });
+    if objective == Objective::WganGp {
+        value["model"]["d_batch_norm"] = false.into();
+        value["model"]["d_dropout"] = 0.0.into();
+    }
+    let config: TrainConfig = serde_json::from_value(value)?;
+    let device = args.device.device()?.autodiff();
+    let mut trainer = Trainer::new(config, &device).map_err(anyhow::Error::msg)?;
+    let size = trainer.config.model.image_size();
+    let real = Tensor::<4>::random(
+        [args.batch, 3, size, size],
+        Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let mut times = Vec::new();
+    for i in 0..args.warmup + args.steps {
+        let start = Instant::now();
+        let losses = trainer.train_step(real.clone());
+        // Reading the losses waits for the device: the step is really done.
+        for (_, loss) in losses.0 {
+            let _ = loss.into_data();
+        }
+        if i >= args.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let images_per_s = args.batch as f64 / median;
+    let peak_mib = peak_memory_mib();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "retrato", "family": args.family, "objective": args.objective,
+                "batch": args.batch, "steps": args.steps, "median_step_s": median,
+                "min_step_s": times[0], "max_step_s": times[times.len() - 1],
+                "images_per_s": images_per_s, "peak_rss_mib": peak_mib, "threads": threads,
+            })
+        );
+    } else {
+        println!(
+            "retrato {} {} {size}x{size}, batch {}: median step {median:.3} s (min {:.3}, max {:.3}) over {} steps, {images_per_s:.1} images/s, peak memory {} MiB, {threads} threads",
+            args.family,
+            args.objective,
+            args.batch,
+            times[0],
+            times[times.len() - 1],
+            args.steps,
+            peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
+        );
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory (VmHWM), where the system reports it.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,156 @@
+//! `retrato train`: a full training run from a preset, with progress, logs, plots, sample
+//! grids, atomic checkpoints, exact resume and divergence rollback.
+
+mod metrics;
+mod plot;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use retrato::data::Fit;
+use retrato::train::TrainConfig;
+use serde_json::Value;
+
+use super::device::DeviceChoice;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Preset (TOML): model, algorithm, hyperparameters; see configs/.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Without --config: the model family to train with default settings.
+    #[arg(long, default_value = "dcgan")]
+    family: String,
+    /// Training images: a folder (searched recursively), a .tar or a .zip.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: metrics.csv, loss.png, samples/, checkpoints/, model.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its newest checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override any config key, e.g. --set train.lr_g=1e-4 --set model.g_width=32 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Shorthand for --set train.epochs=N.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Shorthand for --set train.batch_size=N.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Shorthand for --set train.seed=N.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop (with a checkpoint and a model file) after this many minutes of this session.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Stop after this many training steps in all (for tests and exact comparisons).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// How non-square pictures become square.
+    #[arg(long, value_enum, default_value_t = FitArg::Crop)]
+    fit: FitArg,
+    /// Decode the data again instead of using (and writing) the decode cache.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FitArg {
+    /// Largest centred square.
+    Crop,
+    /// Whole picture on a black square.
+    Pad,
+}
+
+impl From<FitArg> for Fit {
+    fn from(fit: FitArg) -> Self {
+        match fit {
+            FitArg::Crop => Fit::Crop,
+            FitArg::Pad => Fit::Pad,
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let config = match args.resume {
+        // The checkpoint holds the run's config; overrides still apply (e.g. more epochs).
+        true => None,
+        false => Some(resolve_config(&args, None)?),
+    };
+    run::train(args, config)
+}
+
+/// The preset (or the family's defaults), then `--set` and the shorthand flags.
+fn resolve_config(args: &Args, base: Option<&TrainConfig>) -> Result<TrainConfig> {
+    let mut value = match (base, &args.config) {
+        (Some(config), _) => serde_json::to_value(config)?,
+        (None, Some(path)) => read_toml(path)?,
+        (None, None) => serde_json::json!({ "model": { "family": args.family } }),
+    };
+    let mut overrides = args.overrides.clone();
+    let shorthand = [
+        ("train.epochs", args.epochs.map(|v| v.to_string())),
+        ("train.batch_size", args.batch_size.map(|v| v.to_string())),
+        ("train.seed", args.seed.map(|v| v.to_string())),
+    ];
+    for (key, v) in shorthand {
+        if let Some(v) = v {
+            overrides.push(format!("{key}={v}"));
+        }
+    }
+    for item in &overrides {
+        apply_override(&mut value, item)?;
+    }
+    let source = args
+        .config
+        .as_ref()
+        .map_or("configuration".to_string(), |p| p.display().to_string());
+    let config: TrainConfig = serde_json::from_value(value)
+        .with_context(|| format!("{source}: invalid configuration"))?;
+    config
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("{source}: invalid configuration: {reason}"))?;
+    Ok(config)
+}
+
+fn read_toml(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read it", path.display()))?;
+    toml::from_str::<Value>(&text).with_context(|| format!("{}: not valid TOML", path.display()))
+}
+
+/// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a string.
+fn apply_override(root: &mut Value, item: &str) -> Result<()> {
+    let Some((key, raw)) = item.split_once('=') else {
+        bail!("--set {item}: expected KEY=VALUE, e.g. train.lr_g=1e-4");
+    };
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|t| t.get("v").cloned())
+        .map(|v| serde_json::to_value(v).expect("TOML values are JSON values"))
+        .unwrap_or_else(|| Value::String(raw.to_string()));
+    let mut node = root;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !node.is_object() {
+            bail!("--set {item}: {part} is not a section");
+        }
+        node = node
+            .as_object_mut()
+            .expect("object")
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    match node.as_object_mut() {
+        Some(map) => {
+            map.insert(parts[parts.len() - 1].to_string(), parsed);
+            Ok(())
+        }
+        None => bail!("--set {item}: cannot set a key inside a value"),
+    }
+}

@@ -1,0 +1,473 @@
+//! The native training loop around [`Trainer::train_step`]: batches, progress, metrics,
+//! plots, sample grids, checkpoints, divergence rollback, time boxes and Ctrl-C.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use retrato::data::cache::{default_cache_dir, load};
+use retrato::data::{Batches, Range};
+use retrato::image_grid::{png_bytes, square_grid, to_rgb8};
+use retrato::sample::{read, seeded_latents};
+use retrato::train::checkpoint::{self, RunInfo};
+use retrato::train::config::OnDivergence;
+use retrato::train::objective::loss_names;
+use retrato::train::{StepLosses, TrainConfig, Trainer};
+use retrato::weights::{self, Header, Part, Storage};
+
+use super::metrics::Metrics;
+use super::{Args, plot, resolve_config};
+use crate::cli::files::write_atomic;
+
+/// Seed of the fixed latents behind every sample grid of a run.
+const SAMPLE_SEED: u64 = 0x5EED;
+/// Plain progress lines (when stdout is not a terminal) at most this often.
+const LOG_EVERY_SECONDS: f64 = 15.0;
+
+pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
+    let device = args.device.device()?.autodiff();
+    let out = args.out.clone();
+    let checkpoint_dir = out.join("checkpoints");
+    let existing = checkpoints(&checkpoint_dir);
+    let (mut trainer, mut info) = match config {
+        None => {
+            let Some(latest) = existing.last() else {
+                bail!("{}: no checkpoint to resume from", checkpoint_dir.display());
+            };
+            let (mut trainer, info) = load_checkpoint(latest, &device)?;
+            let config = resolve_config(&args, Some(&trainer.config))?;
+            if config.model != trainer.config.model {
+                bail!("the model cannot change when resuming; start a new run with --out");
+            }
+            trainer.config = config;
+            println!("resuming {} at step {}", latest.display(), trainer.step);
+            (trainer, info)
+        }
+        Some(config) => {
+            if !existing.is_empty() {
+                bail!(
+                    "{}: already holds a run; pass --resume to continue it, or choose another --out",
+                    out.display()
+                );
+            }
+            let trainer = Trainer::new(config, &device).map_err(anyhow::Error::msg)?;
+            let info = RunInfo {
+                dataset: args.data.display().to_string(),
+                ..RunInfo::default()
+            };
+            (trainer, info)
+        }
+    };
+
+    let size = trainer.config.model.image_size();
+    println!("reading {} at {size}x{size} ...", args.data.display());
+    let cache_dir = (!args.no_cache).then(default_cache_dir);
+    let loaded = load(&args.data, size, args.fit.into(), cache_dir.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    for skipped in &loaded.skipped {
+        println!("skipped {}: {}", skipped.name, skipped.reason);
+    }
+    let dataset = loaded.dataset;
+    println!(
+        "{} images{}, {} skipped, {} other files ignored",
+        dataset.count,
+        if loaded.from_cache {
+            " (decode cache)"
+        } else {
+            ""
+        },
+        loaded.skipped.len(),
+        loaded.ignored
+    );
+    if dataset.count == 0 {
+        bail!("{}: no usable images", args.data.display());
+    }
+    let t = trainer.config.train.clone();
+    if dataset.count < t.batch_size {
+        println!(
+            "note: {} images are fewer than batch_size {}: batches hold all {} images",
+            dataset.count, t.batch_size, dataset.count
+        );
+    }
+    let batches = Batches {
+        count: dataset.count,
+        batch_size: t.batch_size.min(dataset.count),
+        seed: t.seed,
+        flip: t.flip,
+    };
+    let range = match trainer.config.unit_range() {
+        true => Range::ZeroToOne,
+        false => Range::MinusOneToOne,
+    };
+    let total_steps = t.epochs as u64 * batches.steps_per_epoch();
+    let names: Vec<String> = loss_names(t.objective)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+
+    std::fs::create_dir_all(out.join("samples"))
+        .with_context(|| format!("{}: cannot create it", out.display()))?;
+    let resolved = toml::to_string_pretty(&trainer.config)?;
+    write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+    let mut metrics = Metrics::open(
+        &out.join("metrics.csv"),
+        loss_names(t.objective),
+        Some(trainer.step),
+    )?;
+    let mut saver = Saver {
+        dir: checkpoint_dir,
+        keep: trainer.config.run.keep_checkpoints,
+        last_saved: Instant::now(),
+    };
+    if trainer.step == 0 {
+        saver.save(&trainer, &info)?;
+    }
+    println!(
+        "training {} ({}) on {}: G {} parameters, {} steps of {} images ({} epochs), out {}",
+        trainer.config.model.family(),
+        serde_json::to_value(t.objective)?.as_str().unwrap_or("?"),
+        if device.clone().inner() == Device::flex() {
+            "cpu"
+        } else {
+            "wgpu"
+        },
+        trainer.generator().parameter_count(),
+        total_steps,
+        batches.batch_size,
+        t.epochs,
+        out.display()
+    );
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // The first Ctrl-C asks for a checkpoint and a clean stop; a second one quits now.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+
+    let terminal = std::io::stdout().is_terminal();
+    let bar = match terminal {
+        true => {
+            let bar = ProgressBar::new(total_steps);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_position(trainer.step);
+            bar
+        }
+        false => ProgressBar::hidden(),
+    };
+
+    let session_start = Instant::now();
+    let session_first_step = trainer.step;
+    let elapsed_before = info.elapsed_seconds;
+    let mut last_log = Instant::now();
+    let mut latest = vec![f64::NAN; names.len()];
+    let stop_reason;
+    loop {
+        if trainer.step >= total_steps {
+            stop_reason = "finished";
+            break;
+        }
+        if args.max_steps.is_some_and(|max| trainer.step >= max) {
+            stop_reason = "reached --max-steps";
+            break;
+        }
+        let minutes = session_start.elapsed().as_secs_f64() / 60.0;
+        if args.max_minutes.is_some_and(|max| minutes >= max) {
+            stop_reason = "reached --max-minutes";
+            break;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            stop_reason = "interrupted";
+            break;
+        }
+
+        let step_start = Instant::now();
+        let (indices, flips) = batches.at(trainer.step);
+        let real = dataset.batch(&indices, &flips, range, trainer.device());
+        let losses = read_losses(trainer.train_step(real));
+        for (name, value) in &losses {
+            if let Some(i) = names.iter().position(|n| n == name) {
+                latest[i] = *value;
+            }
+        }
+        let threshold = trainer.config.run.divergence_threshold;
+        if let Some((name, value)) = losses
+            .iter()
+            .find(|(_, v)| !v.is_finite() || v.abs() > threshold)
+        {
+            let problem = format!("step {}: {name} = {value}", trainer.step);
+            bar.suspend(|| ());
+            (trainer, info) = recover(&problem, &saver, &device, info)?;
+            metrics = Metrics::open(
+                &out.join("metrics.csv"),
+                loss_names(t.objective),
+                Some(trainer.step),
+            )?;
+            latest.fill(f64::NAN);
+            bar.set_position(trainer.step);
+            continue;
+        }
+
+        let step_seconds = step_start.elapsed().as_secs_f64();
+        let wall = elapsed_before + session_start.elapsed().as_secs_f64();
+        let epoch = batches.epoch_of(trainer.step - 1) + 1;
+        metrics.append(
+            trainer.step,
+            epoch,
+            &latest,
+            batches.batch_size as f64 / step_seconds,
+            wall,
+        )?;
+        let session_steps = trainer.step - session_first_step;
+        let rate = session_steps as f64 * batches.batch_size as f64
+            / session_start.elapsed().as_secs_f64();
+        let summary = loss_summary(&names, &latest);
+        bar.set_prefix(format!("epoch {epoch}/{}", t.epochs));
+        bar.set_message(format!("{rate:.1} img/s {summary}"));
+        bar.set_position(trainer.step);
+        if !terminal && last_log.elapsed().as_secs_f64() >= LOG_EVERY_SECONDS {
+            let eta = (total_steps - trainer.step) as f64 * batches.batch_size as f64 / rate;
+            println!(
+                "epoch {epoch}/{} step {}/{total_steps} {rate:.1} img/s ETA {} {summary}",
+                t.epochs,
+                trainer.step,
+                format_seconds(eta)
+            );
+            last_log = Instant::now();
+        }
+
+        let end_of_epoch = trainer.step.is_multiple_of(batches.steps_per_epoch());
+        info.elapsed_seconds = wall;
+        if end_of_epoch {
+            let run = &trainer.config.run;
+            if epoch.is_multiple_of(run.sample_epochs as u64) {
+                write_samples(&trainer, &out.join(format!("samples/epoch_{epoch:04}.png")))?;
+            }
+            plot::draw(&out.join("loss.png"), &names, &metrics.rows()?)?;
+            if epoch.is_multiple_of(run.checkpoint_epochs as u64) {
+                saver.save(&trainer, &info)?;
+            }
+            if !terminal {
+                println!("epoch {epoch} done at step {} ({summary})", trainer.step);
+            }
+        } else if saver.last_saved.elapsed().as_secs_f64() / 60.0
+            >= trainer.config.run.checkpoint_minutes
+        {
+            saver.save(&trainer, &info)?;
+        }
+    }
+    bar.finish_and_clear();
+
+    info.elapsed_seconds = elapsed_before + session_start.elapsed().as_secs_f64();
+    metrics.flush()?;
+    plot::draw(&out.join("loss.png"), &names, &metrics.rows()?)?;
+    let saved = saver.save(&trainer, &info)?;
+    let final_epoch = batches.epoch_of(trainer.step.saturating_sub(1)) + 1;
+    write_samples(
+        &trainer,
+        &out.join(format!("samples/epoch_{final_epoch:04}.png")),
+    )?;
+    let model_path = out.join("model.safetensors");
+    write_model(&trainer, &info, &model_path)?;
+    println!(
+        "{stop_reason} at step {} of {total_steps} ({} in this session, {} in all)",
+        trainer.step,
+        format_seconds(session_start.elapsed().as_secs_f64()),
+        format_seconds(info.elapsed_seconds)
+    );
+    println!("checkpoint {}", saved.display());
+    println!("model {}", model_path.display());
+    if trainer.step < total_steps {
+        println!(
+            "continue with: retrato train --resume --data {} --out {}",
+            args.data.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// One synchronous read of every loss term of a step.
+fn read_losses(losses: StepLosses) -> Vec<(&'static str, f64)> {
+    let (names, tensors): (Vec<_>, Vec<_>) = losses.0.into_iter().unzip();
+    if tensors.is_empty() {
+        return Vec::new();
+    }
+    let values = Tensor::cat(tensors, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 after convert");
+    names
+        .into_iter()
+        .zip(values.into_iter().map(f64::from))
+        .collect()
+}
+
+fn loss_summary(names: &[String], values: &[f64]) -> String {
+    names
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| v.is_finite())
+        .map(|(n, v)| format!("{n}={v:.3}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn format_seconds(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "?".into();
+    }
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+/// Rolls back to the newest checkpoint with lower learning rates, or stops, as configured.
+fn recover(
+    problem: &str,
+    saver: &Saver,
+    device: &Device,
+    info: RunInfo,
+) -> Result<(Trainer, RunInfo)> {
+    let Some(latest) = checkpoints(&saver.dir).pop() else {
+        bail!("{problem}: training diverged and there is no checkpoint to roll back to");
+    };
+    let (mut trainer, saved_info) = load_checkpoint(&latest, device)?;
+    let run = trainer.config.run.clone();
+    if run.on_divergence == OnDivergence::Stop {
+        bail!(
+            "{problem}: training diverged; stopped (on_divergence = \"stop\"). The last good checkpoint is {}",
+            latest.display()
+        );
+    }
+    let rollbacks = info.rollbacks.max(saved_info.rollbacks) + 1;
+    if rollbacks > run.max_rollbacks {
+        bail!(
+            "{problem}: training diverged again after {} rollbacks; stopping. The last good checkpoint is {}",
+            run.max_rollbacks,
+            latest.display()
+        );
+    }
+    trainer.lr_scale *= run.lr_backoff;
+    println!(
+        "{problem}: diverged; rolled back to step {} ({}), learning rates now x{}",
+        trainer.step,
+        latest.display(),
+        trainer.lr_scale
+    );
+    Ok((
+        trainer,
+        RunInfo {
+            rollbacks,
+            ..saved_info
+        },
+    ))
+}
+
+fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, RunInfo)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
+    checkpoint::decode(&bytes, device).with_context(|| path.display().to_string())
+}
+
+/// The run's checkpoints, oldest first (names sort by step).
+fn checkpoints(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap_or_default().to_string_lossy();
+                    name.starts_with("step-") && name.ends_with(".safetensors")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+struct Saver {
+    dir: PathBuf,
+    keep: usize,
+    last_saved: Instant,
+}
+
+impl Saver {
+    /// Writes a checkpoint atomically, then deletes all but the newest `keep`.
+    fn save(&mut self, trainer: &Trainer, info: &RunInfo) -> Result<PathBuf> {
+        let bytes = checkpoint::encode(trainer, info).context("cannot write a checkpoint")?;
+        let path = self
+            .dir
+            .join(format!("step-{:09}.safetensors", trainer.step));
+        write_atomic(&path, &bytes)?;
+        let all = checkpoints(&self.dir);
+        for old in &all[..all.len().saturating_sub(self.keep)] {
+            let _ = std::fs::remove_file(old);
+        }
+        self.last_saved = Instant::now();
+        Ok(path)
+    }
+}
+
+/// The fixed-latent sample grid: the same portraits' evolution across epochs.
+fn write_samples(trainer: &Trainer, path: &Path) -> Result<()> {
+    let generator = trainer.sampling_generator();
+    let device = generator.device();
+    let count = trainer.config.run.sample_count;
+    let z = seeded_latents(&generator, SAMPLE_SEED, 0, count, &device);
+    let (values, dims) = read(generator.generate(z));
+    write_atomic(path, &png_bytes(&square_grid(&to_rgb8(&values, dims))))
+}
+
+/// The page-ready model file: f16, from the moving average when there is one.
+fn write_model(trainer: &Trainer, info: &RunInfo, path: &Path) -> Result<()> {
+    let config = &trainer.config;
+    let mut header = Header::new(config.model.clone());
+    header.dataset = info.dataset.clone();
+    header.steps = trainer.step;
+    header.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    header.storage = Storage::F16;
+    header.notes = format!(
+        "Trained with `retrato train`: objective {}, {} steps of batch {}, {}{}.",
+        serde_json::to_value(config.train.objective)?
+            .as_str()
+            .unwrap_or("?"),
+        trainer.step,
+        config.train.batch_size,
+        format_seconds(info.elapsed_seconds),
+        match trainer.ema {
+            Some(_) => format!(", generator EMA {}", config.train.ema_decay),
+            None => String::new(),
+        }
+    );
+    let part = Part::generator(&trainer.sampling_generator(), &config.model)?;
+    let bytes = match weights::encode(&header, std::slice::from_ref(&part)) {
+        Ok(bytes) => bytes,
+        Err(weights::WeightsError::F16Overflow { .. }) => {
+            println!("note: weights exceed f16's range; the model file is stored as f32");
+            header.storage = Storage::F32;
+            weights::encode(&header, &[part])?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    write_atomic(path, &bytes)
+}

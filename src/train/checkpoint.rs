@@ -1,0 +1,227 @@
+//! A training checkpoint is a model file (f32) that also carries what resuming needs: the
+//! discriminator (or the VAE's encoder), the generator's moving average, both optimizers'
+//! state, the parameter ids that state is keyed by, the step and the learning-rate scale.
+//! One file, so writing it atomically (temp file, fsync, rename) is enough to never leave a
+//! half-written checkpoint. `retrato sample` and `info` read it like any model file.
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use super::config::TrainConfig;
+use super::params::{AssignIds, ParamIds};
+use super::trainer::{Networks, Trainer, optimizer};
+use crate::model::{Generator, ModelConfig, ModuleInspect, ModuleTransform};
+use crate::weights::{self, Header, ModelFile, Part, WeightsError, generator_prefix};
+
+/// Prefix of the moving-average generator's tensors.
+const EMA_PREFIX: &str = "ema.";
+
+/// The run-level state beside the networks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Divergence rollbacks so far.
+    pub rollbacks: usize,
+    /// Training time so far, over all sessions of the run.
+    pub elapsed_seconds: f64,
+    /// Where the images came from (for the model card).
+    pub dataset: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainingState {
+    config: TrainConfig,
+    step: u64,
+    lr_scale: f64,
+    info: RunInfo,
+    /// Parameter ids per network, in visiting order (optimizer state is keyed by them).
+    param_ids: BTreeMap<String, Vec<u64>>,
+}
+
+/// Collects one network's tensors under a prefix (works on any family's module).
+struct Collect {
+    prefix: String,
+    part: Option<Result<Part, WeightsError>>,
+}
+
+impl ModuleInspect for Collect {
+    fn inspect<M: Module>(&mut self, module: &M) {
+        self.part = Some(Part::of(module, &self.prefix));
+    }
+}
+
+fn part_of_generator(generator: &Generator, prefix: String) -> Result<Part, WeightsError> {
+    let mut collect = Collect { prefix, part: None };
+    generator.inspect(&mut collect);
+    collect.part.expect("inspected")
+}
+
+/// Fills a network of any family from a file part.
+struct Load<'a> {
+    file: &'a ModelFile,
+    prefix: String,
+    error: Option<WeightsError>,
+}
+
+impl ModuleTransform for Load<'_> {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        match self.file.load_part(module.clone(), &self.prefix) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.error = Some(e);
+                module
+            }
+        }
+    }
+}
+
+fn ids(inspect: impl FnOnce(&mut ParamIds)) -> Vec<u64> {
+    let mut ids = ParamIds::default();
+    inspect(&mut ids);
+    ids.0
+}
+
+fn optimizer_bytes(optimizer: &ModuleOptimizer) -> Result<Vec<u8>, WeightsError> {
+    let bytes = optimizer
+        .into_bytes()
+        .map_err(|e| WeightsError::Internal(format!("optimizer state: {e:?}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// The checkpoint of `trainer` as file bytes.
+pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError> {
+    let model = &trainer.config.model;
+    let mut header = Header::new(model.clone());
+    header.dataset = info.dataset.clone();
+    header.steps = trainer.step;
+    header.notes = "retrato training checkpoint".into();
+    let mut param_ids = BTreeMap::new();
+    let mut parts = Vec::new();
+    let mut state = Vec::new();
+    match &trainer.networks {
+        Networks::Gan {
+            generator,
+            discriminator,
+            optimizer_g,
+            optimizer_d,
+        } => {
+            // valid() first: it folds batch norm's pending running-statistics updates in.
+            parts.push(Part::generator(&generator.valid(), model)?);
+            let mut collect = Collect {
+                prefix: "discriminator.".into(),
+                part: None,
+            };
+            discriminator.valid().inspect(&mut collect);
+            parts.push(collect.part.expect("inspected")?);
+            param_ids.insert("generator".into(), ids(|i| generator.inspect(i)));
+            param_ids.insert("discriminator".into(), ids(|i| discriminator.inspect(i)));
+            state.push(("optimizer_g".into(), optimizer_bytes(optimizer_g)?));
+            state.push(("optimizer_d".into(), optimizer_bytes(optimizer_d)?));
+        }
+        Networks::Vae { vae, optimizer } => {
+            parts.push(Part::of(&vae.valid(), "")?);
+            param_ids.insert("vae".into(), ids(|i| i.inspect(vae)));
+            state.push(("optimizer".into(), optimizer_bytes(optimizer)?));
+        }
+    }
+    if let Some(ema) = &trainer.ema {
+        let prefix = format!("{EMA_PREFIX}{}", generator_prefix(model));
+        parts.push(part_of_generator(ema, prefix)?);
+    }
+    let training = TrainingState {
+        config: trainer.config.clone(),
+        step: trainer.step,
+        lr_scale: trainer.lr_scale,
+        info: info.clone(),
+        param_ids,
+    };
+    let json =
+        serde_json::to_string(&training).map_err(|e| WeightsError::Internal(e.to_string()))?;
+    weights::encode_checkpoint(&header, &parts, Some(&json), &state)
+}
+
+/// A trainer and its run info from checkpoint bytes, on `device` (an autodiff device).
+pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), WeightsError> {
+    let file = ModelFile::from_bytes(bytes)?;
+    let json = file.training.as_deref().ok_or_else(|| {
+        WeightsError::NotAModel("a model file, not a training checkpoint (no run state)".into())
+    })?;
+    let training: TrainingState =
+        serde_json::from_str(json).map_err(|e| WeightsError::BadHeader(e.to_string()))?;
+    let config = training.config;
+    config.validate().map_err(WeightsError::BadConfig)?;
+    let blob = |name: &str| {
+        file.state
+            .get(name)
+            .map(|b| Bytes::from_bytes_vec(b.clone()))
+            .ok_or_else(|| WeightsError::MissingTensor(format!("{}{name}", weights::STATE_PREFIX)))
+    };
+    let restore = |name: &str, bytes: Bytes| {
+        optimizer(&config)
+            .from_bytes(bytes)
+            .map_err(|e| WeightsError::BadHeader(format!("{name} state: {e:?}")))
+    };
+    let id_list = |name: &str| training.param_ids.get(name).cloned().unwrap_or_default();
+    let load = |prefix: &str| Load {
+        file: &file,
+        prefix: prefix.to_string(),
+        error: None,
+    };
+    let networks = match &config.model {
+        ModelConfig::Vae(c) => {
+            let vae = c.init(device);
+            let encoder = file.load_part(vae.encoder, "encoder.")?;
+            let decoder = file.load_part(vae.decoder, "decoder.")?;
+            let vae = crate::model::vae::Vae { encoder, decoder };
+            let vae = AssignIds::new(id_list("vae")).apply(vae);
+            Networks::Vae {
+                vae,
+                optimizer: restore("optimizer", blob("optimizer")?)?,
+            }
+        }
+        model => {
+            let mut loader = load(generator_prefix(model));
+            let generator = model.init_generator(device).transform(&mut loader);
+            let mut d_loader = load("discriminator.");
+            let discriminator = model
+                .init_discriminator(device)
+                .expect("GAN family")
+                .transform(&mut d_loader);
+            if let Some(e) = loader.error.or(d_loader.error) {
+                return Err(e);
+            }
+            Networks::Gan {
+                generator: generator.transform(&mut AssignIds::new(id_list("generator"))),
+                discriminator: discriminator
+                    .transform(&mut AssignIds::new(id_list("discriminator"))),
+                optimizer_g: restore("optimizer_g", blob("optimizer_g")?)?,
+                optimizer_d: restore("optimizer_d", blob("optimizer_d")?)?,
+            }
+        }
+    };
+    let ema_prefix = format!("{EMA_PREFIX}{}", generator_prefix(&config.model));
+    let ema = match file.has_part(&ema_prefix) {
+        true => {
+            let mut loader = load(&ema_prefix);
+            let plain = device.clone().inner();
+            let ema = config.model.init_generator(&plain).transform(&mut loader);
+            if let Some(e) = loader.error {
+                return Err(e);
+            }
+            Some(ema)
+        }
+        false => None,
+    };
+    let trainer = Trainer::from_networks(
+        config,
+        networks,
+        ema,
+        training.step,
+        training.lr_scale,
+        device,
+    );
+    Ok((trainer, training.info))
+}

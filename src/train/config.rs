@@ -1,0 +1,233 @@
+//! What a training run is: the model, the algorithm and its hyperparameters, and how the run
+//! saves its work. One TOML file per system in `configs/`; any key can be overridden.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelConfig;
+
+/// The whole recipe of a run, as stored in its checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub train: TrainOptions,
+    #[serde(default)]
+    pub run: RunOptions,
+}
+
+/// The training algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Non-saturating GAN with binary cross-entropy (DCGAN; reports 001, 003, 004).
+    Bce,
+    /// Wasserstein GAN with weight clipping (Arjovsky et al. 2017; report 001).
+    WganClip,
+    /// Wasserstein GAN with gradient penalty (Gulrajani et al. 2017; report 000).
+    WganGp,
+    /// Variational autoencoder: reconstruction + β·KL (report 001).
+    Vae,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Rmsprop,
+}
+
+/// VAE reconstruction term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reconstruction {
+    /// Sum of squared errors per image.
+    Mse,
+    /// Sum of per-pixel binary cross-entropies per image (Keras' VAE example).
+    Bce,
+}
+
+/// DiffAugment transforms (Zhao et al. 2020), applied to real and fake images alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augment {
+    Color,
+    Translation,
+    Cutout,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainOptions {
+    pub objective: Objective,
+    pub batch_size: usize,
+    /// Passes over the data; `--max-minutes` may stop earlier.
+    pub epochs: usize,
+    pub optimizer: OptimizerKind,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    /// Adam's β1 (DCGAN: 0.5) and β2; RMSProp uses `rmsprop_alpha` instead.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub rmsprop_alpha: f64,
+    /// The generator is updated once every `n_critic` iterations (WGAN: 5).
+    pub n_critic: usize,
+    /// The discriminator is updated once every `d_every` iterations (report 004: 5).
+    pub d_every: usize,
+    /// One-sided label smoothing: real targets become `1 - label_smoothing`.
+    pub label_smoothing: f64,
+    /// WGAN weight clipping bound.
+    pub clip: f64,
+    /// WGAN-GP penalty weight λ.
+    pub gp_lambda: f64,
+    pub reconstruction: Reconstruction,
+    /// Weight of the KL term (β-VAE; 1 is the plain VAE).
+    pub kl_weight: f64,
+    /// Decay of the generator's exponential moving average; 0 turns it off.
+    pub ema_decay: f64,
+    pub augment: Vec<Augment>,
+    /// Random horizontal flips of the real images.
+    pub flip: bool,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Bce,
+            batch_size: 64,
+            epochs: 25,
+            optimizer: OptimizerKind::Adam,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            rmsprop_alpha: 0.9,
+            n_critic: 1,
+            d_every: 1,
+            label_smoothing: 0.0,
+            clip: 0.01,
+            gp_lambda: 10.0,
+            reconstruction: Reconstruction::Mse,
+            kl_weight: 1.0,
+            ema_decay: 0.0,
+            augment: Vec::new(),
+            flip: false,
+            seed: 0,
+        }
+    }
+}
+
+/// What to do when a loss turns NaN/Inf or explodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDivergence {
+    /// Reload the last checkpoint and continue with lower learning rates.
+    Rollback,
+    /// Stop, keeping the last checkpoint.
+    Stop,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunOptions {
+    /// Save a checkpoint at least this often (wall-clock minutes).
+    pub checkpoint_minutes: f64,
+    /// ... and at the end of every this many epochs.
+    pub checkpoint_epochs: usize,
+    /// Checkpoints kept on disk (the newest ones).
+    pub keep_checkpoints: usize,
+    /// A sample grid every this many epochs.
+    pub sample_epochs: usize,
+    /// Portraits in each sample grid (fixed latents, so grids are comparable).
+    pub sample_count: usize,
+    pub on_divergence: OnDivergence,
+    /// A loss whose magnitude passes this counts as diverged.
+    pub divergence_threshold: f64,
+    /// Learning rates are multiplied by this after each rollback.
+    pub lr_backoff: f64,
+    /// Rollbacks allowed before the run stops.
+    pub max_rollbacks: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_minutes: 10.0,
+            checkpoint_epochs: 1,
+            keep_checkpoints: 3,
+            sample_epochs: 1,
+            sample_count: 64,
+            on_divergence: OnDivergence::Rollback,
+            divergence_threshold: 1e6,
+            lr_backoff: 0.5,
+            max_rollbacks: 3,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks what a person could get wrong, so that training never panics on a config.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        let t = &self.train;
+        let is_vae = matches!(self.model, ModelConfig::Vae(_));
+        match (t.objective, is_vae) {
+            (Objective::Vae, false) => {
+                return Err(format!(
+                    "objective \"vae\" needs model family \"vae\", not \"{}\"",
+                    self.model.family()
+                ));
+            }
+            (Objective::Vae, true) => {}
+            (_, true) => return Err("a VAE model trains with objective = \"vae\"".into()),
+            (Objective::WganGp, false) => {
+                if let Some(problem) = self.model.gradient_penalty_problem() {
+                    return Err(problem);
+                }
+            }
+            _ => {}
+        }
+        let at_least_one = |name: &str, v: usize| match v {
+            0 => Err(format!("{name} must be at least 1")),
+            _ => Ok(()),
+        };
+        at_least_one("batch_size", t.batch_size)?;
+        at_least_one("epochs", t.epochs)?;
+        at_least_one("n_critic", t.n_critic)?;
+        at_least_one("d_every", t.d_every)?;
+        at_least_one("run.keep_checkpoints", self.run.keep_checkpoints)?;
+        at_least_one("run.checkpoint_epochs", self.run.checkpoint_epochs)?;
+        at_least_one("run.sample_epochs", self.run.sample_epochs)?;
+        let positive = |name: &str, v: f64| match v.is_finite() && v > 0.0 {
+            true => Ok(()),
+            false => Err(format!("{name} must be a positive number, not {v}")),
+        };
+        positive("lr_g", t.lr_g)?;
+        positive("lr_d", t.lr_d)?;
+        positive("clip", t.clip)?;
+        positive("run.checkpoint_minutes", self.run.checkpoint_minutes)?;
+        positive("run.divergence_threshold", self.run.divergence_threshold)?;
+        let unit = |name: &str, v: f64| match (0.0..1.0).contains(&v) {
+            true => Ok(()),
+            false => Err(format!("{name} must be in [0, 1), not {v}")),
+        };
+        unit("beta1", t.beta1)?;
+        unit("beta2", t.beta2)?;
+        unit("rmsprop_alpha", t.rmsprop_alpha)?;
+        unit("label_smoothing", t.label_smoothing)?;
+        unit("ema_decay", t.ema_decay)?;
+        match self.run.lr_backoff > 0.0 && self.run.lr_backoff <= 1.0 {
+            true => Ok(()),
+            false => Err(format!(
+                "run.lr_backoff must be in (0, 1], not {}",
+                self.run.lr_backoff
+            )),
+        }
+    }
+
+    /// Whether images are scaled to [0, 1] (VAE, sigmoid output) rather than [-1, 1] (tanh).
+    pub fn unit_range(&self) -> bool {
+        matches!(self.model, ModelConfig::Vae(_))
+    }
+}

@@ -1,0 +1,179 @@
+//! Operations on a network's parameters that burn leaves to the user: an optimizer step on
+//! whichever family a run trains, WGAN weight clipping, the generator's moving average, and
+//! the parameter ids that tie optimizer state to parameters across a resume.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Gradients, Tensor};
+
+use crate::model::{ModuleInspect, ModuleTransform};
+
+/// One optimizer step on the parameters of the module it is applied to.
+pub struct OptimizerStep<'a> {
+    pub optimizer: &'a mut ModuleOptimizer,
+    pub learning_rate: f64,
+    pub gradients: Option<Gradients>,
+}
+
+impl ModuleTransform for OptimizerStep<'_> {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        let gradients = self.gradients.take().expect("one step per gradient set");
+        let gradients = GradientsParams::from_grads(gradients, &module);
+        self.optimizer.step(self.learning_rate, module, gradients)
+    }
+}
+
+/// Whether a visited tensor is a batch-norm running statistic (a buffer, not a weight).
+fn is_buffer(path: &[String]) -> bool {
+    matches!(
+        path.last().map(String::as_str),
+        Some("running_mean" | "running_var")
+    )
+}
+
+/// WGAN weight clipping: every weight (not batch-norm statistics) into [-c, c].
+pub struct Clip {
+    pub bound: f64,
+    path: Vec<String>,
+}
+
+impl Clip {
+    pub fn new(bound: f64) -> Self {
+        Self {
+            bound,
+            path: Vec::new(),
+        }
+    }
+}
+
+impl ModuleTransform for Clip {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for Clip {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if is_buffer(&self.path) {
+            return param;
+        }
+        let bound = self.bound;
+        // A new leaf, not a node of the step's (already consumed) graph.
+        param.map(|t| {
+            let tracked = t.is_require_grad();
+            let clipped = t.clamp(-bound, bound).detach();
+            if tracked {
+                clipped.require_grad()
+            } else {
+                clipped
+            }
+        })
+    }
+}
+
+/// The ids of a module's tensors, in visiting order. Optimizer state is keyed by these, so a
+/// resumed run gives its freshly built networks the ids they had when the state was saved.
+#[derive(Default)]
+pub struct ParamIds(pub Vec<u64>);
+
+impl ModuleInspect for ParamIds {
+    fn inspect<M: Module>(&mut self, module: &M) {
+        module.visit(self);
+    }
+}
+
+impl ModuleVisitor for ParamIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
+}
+
+/// Gives a module's tensors the ids in `ids` (as [`ParamIds`] collected them).
+pub struct AssignIds {
+    ids: std::vec::IntoIter<u64>,
+}
+
+impl AssignIds {
+    pub fn new(ids: Vec<u64>) -> Self {
+        Self {
+            ids: ids.into_iter(),
+        }
+    }
+}
+
+impl ModuleTransform for AssignIds {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for AssignIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.ids.next() {
+            Some(id) => {
+                let (_, value, mapper) = param.consume();
+                Param::from_mapped_value(ParamId::from(id), value, mapper)
+            }
+            None => param,
+        }
+    }
+}
+
+/// Every tensor of a module, flattened, in visiting order.
+#[derive(Default)]
+pub struct Values(pub Vec<Tensor<1>>);
+
+impl ModuleInspect for Values {
+    fn inspect<M: Module>(&mut self, module: &M) {
+        module.visit(self);
+    }
+}
+
+impl ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let count = value.shape().num_elements();
+        self.0.push(value.reshape([count]));
+    }
+}
+
+/// Moves each tensor of a module towards the matching tensor of `Values`:
+/// `average ← decay · average + (1 − decay) · value`. Applied to the generator's EMA copy.
+pub struct MovingAverage {
+    pub decay: f64,
+    values: std::vec::IntoIter<Tensor<1>>,
+}
+
+impl MovingAverage {
+    pub fn new(decay: f64, values: Values) -> Self {
+        Self {
+            decay,
+            values: values.0.into_iter(),
+        }
+    }
+}
+
+impl ModuleTransform for MovingAverage {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for MovingAverage {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let value = self.values.next().expect("same architecture");
+        let decay = self.decay;
+        param.map(|average| {
+            let value = value.reshape(average.dims());
+            average * decay + value * (1.0 - decay)
+        })
+    }
+}

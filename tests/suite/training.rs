@@ -1,0 +1,372 @@
+//! The training step of every algorithm on toy faces, the exact WGAN-GP input gradient,
+//! DiffAugment, and resume equivalence through a checkpoint.
+
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use retrato::data::{Batches, Range};
+use retrato::latent::SplitMix64;
+use retrato::model::{Discriminator, ModelConfig};
+use retrato::train::augment::diff_augment;
+use retrato::train::checkpoint::{self, RunInfo};
+use retrato::train::{Augment, TrainConfig, Trainer};
+use retrato::weights::{ModelFile, Part};
+
+use crate::max_abs_diff;
+use crate::toy::toy_dataset;
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+/// A small config of `family` (32x32) for `objective`, from JSON like a preset would give.
+fn config(model: serde_json::Value, train: serde_json::Value) -> TrainConfig {
+    let config: TrainConfig =
+        serde_json::from_value(serde_json::json!({ "model": model, "train": train })).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+fn small_dcgan() -> serde_json::Value {
+    serde_json::json!({ "family": "dcgan", "image_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16 })
+}
+
+/// Trains `steps` steps on toy faces; returns each step's losses by name.
+fn train(trainer: &mut Trainer, steps: u64) -> Vec<Vec<(&'static str, f32)>> {
+    let data = toy_dataset(64, 32);
+    let range = match trainer.config.unit_range() {
+        true => Range::ZeroToOne,
+        false => Range::MinusOneToOne,
+    };
+    let batches = Batches {
+        count: data.count,
+        batch_size: trainer.config.train.batch_size,
+        seed: trainer.config.train.seed,
+        flip: trainer.config.train.flip,
+    };
+    let mut history = Vec::new();
+    for _ in 0..steps {
+        let (indices, flips) = batches.at(trainer.step);
+        let real = data.batch(&indices, &flips, range, trainer.device());
+        let losses = trainer.train_step(real);
+        history.push(
+            losses
+                .0
+                .into_iter()
+                .map(|(name, t)| (name, t.into_scalar::<f32>()))
+                .collect(),
+        );
+    }
+    history
+}
+
+fn mean_of(history: &[Vec<(&str, f32)>], name: &str) -> f32 {
+    let values: Vec<f32> = history
+        .iter()
+        .flat_map(|step| step.iter().filter(|(n, _)| *n == name).map(|(_, v)| *v))
+        .collect();
+    assert!(!values.is_empty(), "no {name} recorded");
+    values.iter().sum::<f32>() / values.len() as f32
+}
+
+fn assert_finite(history: &[Vec<(&str, f32)>]) {
+    for (step, losses) in history.iter().enumerate() {
+        for (name, value) in losses {
+            assert!(value.is_finite(), "step {step}: {name} = {value}");
+        }
+    }
+}
+
+#[test]
+fn bce_gan_trains_and_discriminator_learns_to_tell_real_from_fake() {
+    let config = config(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 16, "lr_d": 5e-4 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    let history = train(&mut trainer, 30);
+    assert_finite(&history);
+    let last = &history[20..];
+    let (real, fake) = (mean_of(last, "d_real"), mean_of(last, "d_fake"));
+    assert!(
+        real > 0.5 && fake < 0.5,
+        "D should separate real ({real}) from fake ({fake})"
+    );
+    assert!(mean_of(last, "g_loss") > 0.0);
+}
+
+#[test]
+fn mlp_gan_with_dropout_and_d_every_trains() {
+    let model = serde_json::json!({ "family": "mlp", "image_size": 32, "latent_dim": 16,
+        "g_hidden": [64], "d_hidden": [64], "g_dropout": 0.3, "d_dropout": 0.3 });
+    let config = config(
+        model,
+        serde_json::json!({ "batch_size": 16, "d_every": 2, "label_smoothing": 0.1 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    let history = train(&mut trainer, 20);
+    assert_finite(&history);
+    let d_steps = history
+        .iter()
+        .filter(|s| s.iter().any(|(n, _)| *n == "d_loss"))
+        .count();
+    assert_eq!(d_steps, 10, "D is updated every second step");
+}
+
+#[test]
+fn wgan_clip_keeps_weights_clipped_and_critic_separates() {
+    let train_options = serde_json::json!({ "objective": "wgan-clip", "optimizer": "rmsprop",
+        "lr_g": 5e-5, "lr_d": 5e-4, "n_critic": 5, "batch_size": 16, "clip": 0.01 });
+    let mut trainer = Trainer::new(config(small_dcgan(), train_options), &device()).unwrap();
+    let history = train(&mut trainer, 30);
+    assert_finite(&history);
+    let g_steps = history
+        .iter()
+        .filter(|s| s.iter().any(|(n, _)| *n == "g_loss"))
+        .count();
+    assert_eq!(g_steps, 6, "G is updated once every 5 critic steps");
+    assert!(
+        mean_of(&history[20..], "wasserstein") > 0.0,
+        "critic scores real above fake"
+    );
+    let retrato::train::trainer::Networks::Gan { discriminator, .. } = &trainer.networks else {
+        panic!("a GAN")
+    };
+    let Discriminator::Dcgan(d) = discriminator else {
+        panic!("dcgan")
+    };
+    let weights = d
+        .from_rgb
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(
+        weights.iter().all(|w| w.abs() <= 0.01 + 1e-7),
+        "weights clipped to ±0.01"
+    );
+}
+
+#[test]
+fn wgan_gp_trains_with_the_exact_penalty() {
+    for model in [
+        serde_json::json!({ "family": "mlp", "image_size": 32, "latent_dim": 16, "g_hidden": [64], "d_hidden": [64, 32], "d_dropout": 0.0 }),
+        serde_json::json!({ "family": "dcgan", "image_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16, "d_batch_norm": false }),
+    ] {
+        let train_options = serde_json::json!({ "objective": "wgan-gp", "beta1": 0.0, "beta2": 0.9,
+            "lr_g": 1e-4, "lr_d": 1e-3, "n_critic": 5, "batch_size": 16 });
+        let mut trainer = Trainer::new(config(model, train_options), &device()).unwrap();
+        let history = train(&mut trainer, 25);
+        assert_finite(&history);
+        assert!(mean_of(&history[15..], "wasserstein") > 0.0);
+        assert!(mean_of(&history, "gradient_penalty") >= 0.0);
+    }
+}
+
+#[test]
+fn vae_loss_falls() {
+    let model =
+        serde_json::json!({ "family": "vae", "image_size": 32, "latent_dim": 16, "width": 8 });
+    let train_options =
+        serde_json::json!({ "objective": "vae", "lr_g": 2e-3, "beta1": 0.9, "batch_size": 16 });
+    let mut trainer = Trainer::new(config(model, train_options), &device()).unwrap();
+    let history = train(&mut trainer, 30);
+    assert_finite(&history);
+    let (first, last) = (
+        mean_of(&history[..5], "loss"),
+        mean_of(&history[25..], "loss"),
+    );
+    assert!(last < first * 0.8, "loss should fall: {first} → {last}");
+}
+
+#[test]
+fn configs_that_cannot_train_are_refused_with_the_reason() {
+    let refuse = |model: serde_json::Value, train: serde_json::Value, words: &str| {
+        let config: TrainConfig =
+            serde_json::from_value(serde_json::json!({ "model": model, "train": train })).unwrap();
+        let reason = config.validate().unwrap_err();
+        assert!(
+            reason.contains(words),
+            "{reason:?} should mention {words:?}"
+        );
+    };
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "objective": "vae" }),
+        "vae",
+    );
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "objective": "wgan-gp" }),
+        "batch norm",
+    );
+    refuse(
+        serde_json::json!({ "family": "mlp" }),
+        serde_json::json!({ "objective": "wgan-gp" }),
+        "dropout",
+    );
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 0 }),
+        "batch_size",
+    );
+    refuse(small_dcgan(), serde_json::json!({ "lr_g": -1.0 }), "lr_g");
+    let unknown = serde_json::from_value::<TrainConfig>(
+        serde_json::json!({ "model": small_dcgan(), "train": { "learning_rate": 1 } }),
+    );
+    assert!(unknown.unwrap_err().to_string().contains("learning_rate"));
+}
+
+/// ∇ₓD written as a forward pass equals autodiff's first-order gradient and finite differences.
+#[test]
+fn critic_input_gradient_is_exact() {
+    let device = device();
+    let critics = [
+        ModelConfig::from_fields(&serde_json::json!({ "family": "mlp", "image_size": 8, "d_hidden": [32, 16], "d_dropout": 0.0 })).unwrap(),
+        ModelConfig::from_fields(&serde_json::json!({ "family": "dcgan", "image_size": 32, "d_width": 4, "d_batch_norm": false })).unwrap(),
+    ];
+    for model in critics {
+        device.seed(3);
+        let d = model.init_discriminator(&device).unwrap();
+        let size = model.image_size();
+        let x = Tensor::<4>::random([3, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+        let ours = d
+            .input_gradient(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+
+        let leaf = x.clone().require_grad();
+        let grads = d.forward(leaf.clone()).sum().backward();
+        let autodiff = leaf
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let scale = autodiff.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(
+            max_abs_diff(&ours, &autodiff) <= 1e-5 * scale.max(1.0),
+            "{}",
+            model.family()
+        );
+
+        // Central differences on a few coordinates of the first image (f32: loose tolerance).
+        let values = x.clone().into_data().try_to_vec::<f32>().unwrap();
+        let score = |v: &[f32]| {
+            let t =
+                Tensor::<4>::from_data(TensorData::new(v.to_vec(), [3, 3, size, size]), &device);
+            d.valid()
+                .forward(t)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()[0] as f64
+        };
+        for i in [0, 7, values.len() / 3 - 5] {
+            let h = 1e-2;
+            let (mut up, mut down) = (values.clone(), values.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (score(&up) - score(&down)) / (2.0 * h as f64);
+            let tolerance = 2e-3 * scale.max(1e-3) as f64 + 1e-4;
+            assert!(
+                (numeric - ours[i] as f64).abs() <= tolerance,
+                "{}: coordinate {i}: {numeric} vs {}",
+                model.family(),
+                ours[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn diff_augment_keeps_shape_and_translation_shifts_content() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Uniform(-1.0, 1.0), &device);
+    let policy = [Augment::Color, Augment::Translation, Augment::Cutout];
+    let out = diff_augment(x.clone(), &policy, &mut SplitMix64::stream(1, 0));
+    assert_eq!(out.dims(), [4, 3, 16, 16]);
+    let again = diff_augment(x.clone(), &policy, &mut SplitMix64::stream(1, 0));
+    assert_eq!(
+        out.into_data(),
+        again.into_data(),
+        "same stream, same augmentation"
+    );
+    // Translation alone only moves pixels (or zeroes them): the set of values shrinks.
+    let moved = diff_augment(
+        x.clone(),
+        &[Augment::Translation],
+        &mut SplitMix64::stream(2, 0),
+    );
+    let (a, b) = (
+        x.into_data().try_to_vec::<f32>().unwrap(),
+        moved.into_data().try_to_vec::<f32>().unwrap(),
+    );
+    assert!(b.iter().all(|v| *v == 0.0 || a.contains(v)));
+    assert_ne!(a, b);
+}
+
+/// The checkpoint carries everything: 2N steps equal N steps, save, load, N more steps, bit
+/// for bit — with augmentation, flips and EMA drawing random numbers. (Dropout draws from
+/// burn's process-wide generator, which parallel tests share; the CLI resume test covers it.)
+#[test]
+fn resuming_from_a_checkpoint_continues_exactly() {
+    let model = small_dcgan();
+    let train_options = serde_json::json!({ "batch_size": 8, "ema_decay": 0.9, "flip": true,
+        "augment": ["color", "translation", "cutout"], "seed": 5 });
+    let config = config(model, train_options);
+    let device = device();
+
+    let mut straight = Trainer::new(config.clone(), &device).unwrap();
+    train(&mut straight, 8);
+
+    let mut first_half = Trainer::new(config, &device).unwrap();
+    train(&mut first_half, 4);
+    let bytes = checkpoint::encode(&first_half, &RunInfo::default()).unwrap();
+    drop(first_half);
+    let (mut resumed, _) = checkpoint::decode(&bytes, &device).unwrap();
+    assert_eq!(resumed.step, 4);
+    train(&mut resumed, 4);
+
+    let tensors = |t: &Trainer| {
+        let part = Part::generator(&t.sampling_generator(), &t.config.model).unwrap();
+        let header = retrato::weights::Header::new(t.config.model.clone());
+        let file =
+            ModelFile::from_bytes(&retrato::weights::encode(&header, &[part]).unwrap()).unwrap();
+        let g = file.generator(&Device::flex()).unwrap();
+        let z = retrato::sample::seeded_latents(&g, 0, 0, 4, &Device::flex());
+        g.generate(z).into_data().try_to_vec::<f32>().unwrap()
+    };
+    assert_eq!(max_abs_diff(&tensors(&straight), &tensors(&resumed)), 0.0);
+    let raw = |t: &Trainer| t.generator().valid();
+    let z = retrato::sample::seeded_latents(&raw(&straight), 1, 0, 4, &Device::flex());
+    let (a, b) = (raw(&straight).forward(z.clone()), raw(&resumed).forward(z));
+    assert_eq!(
+        a.into_data(),
+        b.into_data(),
+        "the trained generator too, not only its average"
+    );
+}
+
+#[test]
+fn a_checkpoint_is_also_a_model_file() {
+    let config = config(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 8, "ema_decay": 0.99 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    train(&mut trainer, 2);
+    let bytes = checkpoint::encode(&trainer, &RunInfo::default()).unwrap();
+    let file = ModelFile::from_bytes(&bytes).unwrap();
+    assert_eq!(file.header.steps, 2);
+    assert!(file.generator(&Device::flex()).is_ok());
+    assert!(file.has_part("discriminator.") && file.has_part("ema.generator."));
+    // A plain model file is refused as a checkpoint, with the reason.
+    let header = retrato::weights::Header::new(trainer.config.model.clone());
+    let part = Part::generator(&trainer.generator().valid(), &trainer.config.model).unwrap();
+    let plain = retrato::weights::encode(&header, &[part]).unwrap();
+    let error = checkpoint::decode(&plain, &device()).err().unwrap();
+    assert!(
+        error.to_string().contains("not a training checkpoint"),
+        "{error}"
+    );
+}
