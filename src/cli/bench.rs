@@ -80,7 +80,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let median = times[times.len() / 2];
     let images_per_s = args.batch as f64 / median;
     let peak_mib = peak_memory_mib();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // burn's CPU backend runs on rayon's pool (RAYON_NUM_THREADS sets its size).
+    let threads = rayon::current_num_threads();
     if args.json {
         println!(
             "{}",

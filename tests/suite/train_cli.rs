@@ -329,3 +329,52 @@ fn data_preview_shows_the_first_images() {
     let grid = image::open(&out).unwrap();
     assert_eq!((grid.width(), grid.height()), (4 * 34 + 2, 4 * 34 + 2));
 }
+
+/// Ctrl-C (SIGINT) stops cleanly: a checkpoint at the current step and a model file.
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_the_model_before_exiting() {
+    let (dir, data, cache) = setup();
+    let out = dir.path().join("run");
+    let out_s = s(&out);
+    let child = Command::new(env!("CARGO_BIN_EXE_retrato"))
+        .args(train_args(&data, &out_s, &["--epochs", "1000"]))
+        .env("RETRATO_CACHE", &cache)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let rows = || {
+        std::fs::read_to_string(out.join("metrics.csv"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    while rows() < 4 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let step: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("interrupted at step "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'interrupted at step' in {stdout}"));
+    assert!(step >= 3);
+    assert!(
+        out.join(format!("checkpoints/step-{step:09}.safetensors"))
+            .exists()
+    );
+    assert_eq!(
+        ModelFile::from_path(&out.join("model.safetensors"))
+            .unwrap()
+            .header
+            .steps,
+        step
+    );
+}

@@ -209,8 +209,7 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
             .find(|(_, v)| !v.is_finite() || v.abs() > threshold)
         {
             let problem = format!("step {}: {name} = {value}", trainer.step);
-            bar.suspend(|| ());
-            (trainer, info) = recover(&problem, &saver, &device, info)?;
+            (trainer, info) = bar.suspend(|| recover(&problem, &saver, &device, info))?;
             metrics = Metrics::open(
                 &out.join("metrics.csv"),
                 loss_names(t.objective),
