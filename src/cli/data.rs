@@ -1,10 +1,11 @@
 //! `retrato data preview`: decode a training set exactly as `train` would (same cache) and
 //! show its first images, with every skipped file and why.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use retrato::data::cache::{default_cache_dir, load};
+use retrato::data::{Dataset, Fit};
 use retrato::image_grid::{png_bytes, square_grid};
 
 use super::files::write_atomic;
@@ -35,28 +36,38 @@ pub struct PreviewArgs {
     no_cache: bool,
 }
 
+/// Decodes a training set (through the cache unless `no_cache`), printing one line per
+/// skipped file and a summary; no usable image at all is an error.
+pub fn read_training_set(data: &Path, size: usize, fit: Fit, no_cache: bool) -> Result<Dataset> {
+    println!("reading {} at {size}x{size} ...", data.display());
+    let cache_dir = (!no_cache).then(default_cache_dir);
+    let loaded = load(data, size, fit, cache_dir.as_deref()).map_err(anyhow::Error::msg)?;
+    for skipped in &loaded.skipped {
+        println!("skipped {}: {}", skipped.name, skipped.reason);
+    }
+    println!(
+        "{} images{}, {} skipped, {} other files ignored",
+        loaded.dataset.count,
+        if loaded.from_cache {
+            " (decode cache)"
+        } else {
+            ""
+        },
+        loaded.skipped.len(),
+        loaded.ignored
+    );
+    if loaded.dataset.count == 0 {
+        bail!("{}: no usable images", data.display());
+    }
+    Ok(loaded.dataset)
+}
+
 pub fn run(command: Command) -> Result<()> {
     let Command::Preview(args) = command;
     if args.size == 0 || args.size > 1024 {
         bail!("--size must be from 1 to 1024");
     }
-    let cache_dir = (!args.no_cache).then(default_cache_dir);
-    let loaded = load(&args.data, args.size, args.fit.into(), cache_dir.as_deref())
-        .map_err(anyhow::Error::msg)?;
-    for skipped in &loaded.skipped {
-        println!("skipped {}: {}", skipped.name, skipped.reason);
-    }
-    let dataset = loaded.dataset;
-    println!(
-        "{}: {} images, {} skipped, {} other files ignored",
-        args.data.display(),
-        dataset.count,
-        loaded.skipped.len(),
-        loaded.ignored
-    );
-    if dataset.count == 0 {
-        bail!("{}: no usable images", args.data.display());
-    }
+    let dataset = read_training_set(&args.data, args.size, args.fit.into(), args.no_cache)?;
     let s = args.size as u32;
     let images: Vec<image::RgbImage> = (0..dataset.count.min(args.n.max(1)))
         .map(|i| image::RgbImage::from_raw(s, s, dataset.image(i).to_vec()).expect("size"))

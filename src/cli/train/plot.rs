@@ -45,7 +45,7 @@ pub fn draw(path: &Path, names: &[String], rows: &[Row]) -> Result<()> {
             let mut chart = ChartBuilder::on(panel)
                 .caption(name, (FONT_NAME, 16))
                 .margin(8)
-                .x_label_area_size(24)
+                .x_label_area_size(34)
                 .y_label_area_size(60)
                 .build_cartesian_2d(0f64..last_step, low..high)
                 .map_err(|e| anyhow!("{e}"))?;
@@ -53,6 +53,7 @@ pub fn draw(path: &Path, names: &[String], rows: &[Row]) -> Result<()> {
                 .configure_mesh()
                 .label_style((FONT_NAME, 12))
                 .x_labels(8)
+                .x_desc("step")
                 .y_labels(5)
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;

@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use retrato::data::cache::{default_cache_dir, load};
 use retrato::data::{Batches, Range};
 use retrato::image_grid::{png_bytes, square_grid, to_rgb8};
 use retrato::sample::{read, seeded_latents};
@@ -22,6 +21,7 @@ use retrato::weights::{self, Header, Part, Storage};
 
 use super::metrics::Metrics;
 use super::{Args, plot, resolve_config};
+use crate::cli::data::read_training_set;
 use crate::cli::files::write_atomic;
 
 /// Seed of the fixed latents behind every sample grid of a run.
@@ -56,36 +56,15 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
                 );
             }
             let trainer = Trainer::new(config, &device).map_err(anyhow::Error::msg)?;
-            let info = RunInfo {
-                dataset: args.data.display().to_string(),
-                ..RunInfo::default()
-            };
-            (trainer, info)
+            (trainer, RunInfo::default())
         }
     };
 
     let size = trainer.config.model.image_size();
-    println!("reading {} at {size}x{size} ...", args.data.display());
-    let cache_dir = (!args.no_cache).then(default_cache_dir);
-    let loaded = load(&args.data, size, args.fit.into(), cache_dir.as_deref())
-        .map_err(anyhow::Error::msg)?;
-    for skipped in &loaded.skipped {
-        println!("skipped {}: {}", skipped.name, skipped.reason);
-    }
-    let dataset = loaded.dataset;
-    println!(
-        "{} images{}, {} skipped, {} other files ignored",
-        dataset.count,
-        if loaded.from_cache {
-            " (decode cache)"
-        } else {
-            ""
-        },
-        loaded.skipped.len(),
-        loaded.ignored
-    );
-    if dataset.count == 0 {
-        bail!("{}: no usable images", args.data.display());
+    let dataset = read_training_set(&args.data, size, args.fit.into(), args.no_cache)?;
+    if trainer.step == 0 {
+        let name = args.data.file_name().unwrap_or(args.data.as_os_str());
+        info.dataset = format!("{} ({} images)", name.to_string_lossy(), dataset.count);
     }
     let t = trainer.config.train.clone();
     if dataset.count < t.batch_size {
