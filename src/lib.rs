@@ -4,6 +4,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod atomic;
 pub mod data;
+pub mod eval;
 pub mod image_grid;
 pub mod latent;
 pub mod model;

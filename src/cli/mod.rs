@@ -4,6 +4,7 @@
 mod bench;
 mod data;
 mod device;
+mod eval;
 mod files;
 mod info;
 mod init;
@@ -53,6 +54,9 @@ enum Command {
     /// Measure speed (training images per second).
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Measure quality (so far: Inception features for FID).
+    #[command(subcommand)]
+    Eval(eval::Command),
 }
 
 pub fn run() -> ExitCode {
@@ -65,6 +69,7 @@ pub fn run() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Eval(command) => eval::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,8 @@
 #[cfg(feature = "native")]
 mod cli;
 mod data;
+#[cfg(feature = "native")]
+mod inception;
 mod latent;
 mod models;
 #[cfg(feature = "native")]
