@@ -1,5 +1,6 @@
-//! `retrato eval`: quality measurements. So far `features`, the Inception pool3 features of
-//! a set of images, which `bench/fid_reference.py` checks against the reference network.
+//! `retrato eval`: quality measurements. `fid` compares two image sets (or a model's
+//! portraits with a reference set) by FID and KID; `features` writes the Inception pool3
+//! features that `bench/fid_reference.py` checks against the reference network.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use npyz::WriterBuilder;
 use retrato::data::cache::read_npy_u8;
 use retrato::eval::inception::{FEATURES, Inception};
+use retrato::eval::stats::{FeatureStats, frechet_distance, kernel_inception_distance};
 
 use super::device::DeviceChoice;
 use super::files::write_atomic;
@@ -18,8 +20,48 @@ const DEFAULT_INCEPTION: &str =
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// FID and KID between two image sets (--real A --real B) or a model and a set
+    /// (--model G --ref R).
+    Fid(FidArgs),
     /// Inception-v3 pool3 features (N×2048 float32 .npy) of the first N images of a uint8 .npy.
     Features(FeaturesArgs),
+}
+
+#[derive(clap::Args)]
+pub struct FidArgs {
+    /// An image set: uint8 N×S×S×3 .npy, a folder / .tar / .zip (decoded at --size), or
+    /// features already computed (float32 N×2048 .npy from `eval features`).
+    /// Give it twice to compare two sets.
+    #[arg(long = "real", value_name = "SET")]
+    real: Vec<PathBuf>,
+    /// A model file whose portraits (seeds --seed, portraits 0..n) are compared with --ref.
+    #[arg(long, requires = "reference")]
+    model: Option<PathBuf>,
+    /// The reference set for --model.
+    #[arg(long = "ref", value_name = "SET")]
+    reference: Option<PathBuf>,
+    /// Images taken from each set (the first N) or generated.
+    #[arg(long, default_value_t = 2000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Side at which folders and archives are decoded.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// KID: random subsets and their size (the size is capped at N).
+    #[arg(long, default_value_t = 100)]
+    kid_subsets: usize,
+    #[arg(long, default_value_t = 1000)]
+    kid_subset_size: usize,
+    #[arg(long, default_value = DEFAULT_INCEPTION)]
+    inception: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
 }
 
 #[derive(clap::Args)]
@@ -41,7 +83,182 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(command: Command) -> Result<()> {
-    let Command::Features(args) = command;
+    match command {
+        Command::Fid(args) => fid(args),
+        Command::Features(args) => features(args),
+    }
+}
+
+/// An image set's pixels and where they came from.
+struct ImageSet {
+    label: String,
+    pixels: Vec<u8>,
+    size: usize,
+}
+
+impl ImageSet {
+    fn count(&self) -> usize {
+        self.pixels.len() / (self.size * self.size * 3)
+    }
+
+    /// The first `n` images, or a clear error when there are fewer.
+    fn first(mut self, n: usize) -> Result<Self> {
+        if n == 0 || self.count() < n {
+            bail!(
+                "{}: holds {} images, {n} needed (--n)",
+                self.label,
+                self.count()
+            );
+        }
+        self.pixels.truncate(n * self.size * self.size * 3);
+        Ok(self)
+    }
+}
+
+/// What `--real` / `--ref` name: images, or their features computed before.
+enum Set {
+    Images(ImageSet),
+    Features { label: String, values: Vec<f32> },
+}
+
+/// The first `n` images (or feature rows) of a set.
+fn read_set(path: &Path, size: usize, n: usize) -> Result<Set> {
+    let label = path.display().to_string();
+    if path.extension().is_some_and(|e| e == "npy") {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
+        let npy = npyz::NpyFile::new(&bytes[..])
+            .with_context(|| format!("{}: not a .npy file", path.display()))?;
+        if npy.shape() == [npy.shape()[0], FEATURES as u64] {
+            let rows = npy.shape()[0] as usize;
+            let mut values = npy
+                .into_vec::<f32>()
+                .with_context(|| format!("{}: features must be float32", path.display()))?;
+            if n == 0 || rows < n {
+                bail!(
+                    "{}: holds {rows} feature rows, {n} needed (--n)",
+                    path.display()
+                );
+            }
+            values.truncate(n * FEATURES);
+            return Ok(Set::Features { label, values });
+        }
+        let (pixels, size) = read_images(path)?;
+        return Ok(Set::Images(
+            ImageSet {
+                label,
+                pixels,
+                size,
+            }
+            .first(n)?,
+        ));
+    }
+    let cache = retrato::data::cache::default_cache_dir();
+    let loaded = retrato::data::cache::load(path, size, retrato::data::Fit::Crop, Some(&cache))
+        .map_err(anyhow::Error::msg)?;
+    Ok(Set::Images(
+        ImageSet {
+            label,
+            pixels: loaded.dataset.pixels,
+            size,
+        }
+        .first(n)?,
+    ))
+}
+
+/// Portraits 0..n of `seed` from a model file, as uint8 pixels (what a PNG of them holds).
+fn generate(path: &Path, n: usize, seed: u64, device: &burn::tensor::Device) -> Result<ImageSet> {
+    let generator = super::files::load_model(path)?.generator(device)?;
+    let mut pixels = Vec::new();
+    let mut size = 0;
+    for first in (0..n).step_by(retrato::sample::BATCH) {
+        let count = retrato::sample::BATCH.min(n - first);
+        let z = retrato::sample::seeded_latents(&generator, seed, first as u64, count, device);
+        let (values, dims) = retrato::sample::read(generator.generate(z));
+        size = dims[2];
+        for image in retrato::image_grid::to_rgb8(&values, dims) {
+            pixels.extend(image.into_raw());
+        }
+    }
+    Ok(ImageSet {
+        label: format!("{} (portraits 0..{n} of seed {seed})", path.display()),
+        pixels,
+        size,
+    })
+}
+
+fn fid(args: FidArgs) -> Result<()> {
+    let device = args.device.device()?;
+    let (a, b) = match (&args.model, &args.reference, args.real.as_slice()) {
+        (Some(model), Some(reference), []) => (
+            Set::Images(generate(model, args.n, args.seed, &device)?),
+            read_set(reference, args.size, args.n)?,
+        ),
+        (None, None, [first, second]) => (
+            read_set(first, args.size, args.n)?,
+            read_set(second, args.size, args.n)?,
+        ),
+        _ => bail!("give either --real A --real B, or --model G --ref R"),
+    };
+    let start = Instant::now();
+    let mut net = None;
+    let mut features_of = |set: Set| -> Result<(String, Vec<f32>)> {
+        match set {
+            Set::Features { label, values } => Ok((label, values)),
+            Set::Images(images) => {
+                if net.is_none() {
+                    net = Some(load_inception(&args.inception, &device)?);
+                }
+                let net = net.as_ref().expect("loaded");
+                let values =
+                    retrato::eval::features(net, &images.pixels, images.size, args.batch, &device);
+                Ok((images.label, values))
+            }
+        }
+    };
+    let (label_a, fa) = features_of(a)?;
+    let (label_b, fb) = features_of(b)?;
+    let feature_seconds = start.elapsed().as_secs_f64();
+    let (count_a, count_b) = (fa.len() / FEATURES, fb.len() / FEATURES);
+    let (sa, sb) = (
+        FeatureStats::of(&fa, FEATURES).map_err(anyhow::Error::msg)?,
+        FeatureStats::of(&fb, FEATURES).map_err(anyhow::Error::msg)?,
+    );
+    let fid = frechet_distance(&sa, &sb);
+    let (kid, kid_std) = kernel_inception_distance(
+        &fa,
+        &fb,
+        FEATURES,
+        args.kid_subsets,
+        args.kid_subset_size,
+        args.seed,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "fid": fid, "kid": kid, "kid_std": kid_std,
+                "a": label_a, "b": label_b, "n_a": count_a, "n_b": count_b,
+                "kid_subsets": args.kid_subsets, "kid_subset_size": args.kid_subset_size.min(args.n),
+                "feature_seconds": feature_seconds, "seconds": seconds,
+            })
+        );
+    } else {
+        println!("A    {label_a} ({count_a} images)");
+        println!("B    {label_b} ({count_b} images)");
+        println!("FID  {fid:.3}");
+        println!("KID  {kid:.5} ± {kid_std:.5}");
+        println!(
+            "time {seconds:.0} s ({:.1} images/s through Inception)",
+            (count_a + count_b) as f64 / feature_seconds
+        );
+    }
+    Ok(())
+}
+
+fn features(args: FeaturesArgs) -> Result<()> {
     let device = args.device.device()?;
     let net = load_inception(&args.inception, &device)?;
     let (pixels, size) = read_images(&args.images)?;

@@ -2,6 +2,7 @@
 //! feeds it exactly as the reference does.
 
 pub mod inception;
+pub mod stats;
 
 use burn::tensor::{Device, Tensor, TensorData};
 

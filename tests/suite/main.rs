@@ -4,6 +4,9 @@
 mod cli;
 mod data;
 #[cfg(feature = "native")]
+mod eval_cli;
+mod fid_math;
+#[cfg(feature = "native")]
 mod inception;
 mod latent;
 mod models;

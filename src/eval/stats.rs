@@ -1,0 +1,115 @@
+//! Distances between two sets of Inception features: FID (Heusel et al. 2017) and KID
+//! (Bińkowski et al. 2018), computed in f64 like the reference implementations.
+
+use nalgebra::{DMatrix, DVector};
+
+use crate::latent::SplitMix64;
+
+/// Mean and covariance of a feature set (the covariance unbiased, as `numpy.cov`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureStats {
+    pub count: usize,
+    pub mean: DVector<f64>,
+    pub covariance: DMatrix<f64>,
+}
+
+/// `n` feature rows of width `dim` as an n×dim f64 matrix.
+fn rows(features: &[f32], dim: usize) -> DMatrix<f64> {
+    let n = features.len() / dim;
+    DMatrix::from_row_iterator(n, dim, features.iter().map(|&v| v as f64))
+}
+
+impl FeatureStats {
+    pub fn of(features: &[f32], dim: usize) -> Result<Self, String> {
+        let n = features.len() / dim;
+        if n < 2 {
+            return Err(format!("need at least 2 images for statistics, got {n}"));
+        }
+        let x = rows(features, dim);
+        let mean = x.row_mean().transpose();
+        let centred = DMatrix::from_fn(n, dim, |i, j| x[(i, j)] - mean[j]);
+        let covariance = centred.transpose() * &centred / (n as f64 - 1.0);
+        Ok(Self {
+            count: n,
+            mean,
+            covariance,
+        })
+    }
+}
+
+/// Symmetric positive semi-definite square root (eigenvalues below 0 from rounding → 0).
+fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
+    let eigen = m.clone().symmetric_eigen();
+    let roots = eigen.eigenvalues.map(|l| l.max(0.0).sqrt());
+    &eigen.eigenvectors * DMatrix::from_diagonal(&roots) * eigen.eigenvectors.transpose()
+}
+
+/// ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½). tr((Σ₁Σ₂)^½) is taken as the trace of the square
+/// root of the symmetric Σ₁^½ Σ₂ Σ₁^½, which has the same eigenvalues and no complex parts.
+pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> f64 {
+    let mean_term = (&a.mean - &b.mean).norm_squared();
+    let root_a = sqrt_psd(&a.covariance);
+    let middle = &root_a * &b.covariance * &root_a;
+    let middle = (&middle + middle.transpose()) * 0.5;
+    let trace_root: f64 = middle
+        .symmetric_eigen()
+        .eigenvalues
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum();
+    mean_term + a.covariance.trace() + b.covariance.trace() - 2.0 * trace_root
+}
+
+/// KID: the unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, averaged over
+/// `subsets` random subsets of `subset_size` from each set; returns (mean, std).
+pub fn kernel_inception_distance(
+    a: &[f32],
+    b: &[f32],
+    dim: usize,
+    subsets: usize,
+    subset_size: usize,
+    seed: u64,
+) -> Result<(f64, f64), String> {
+    let (xa, xb) = (rows(a, dim), rows(b, dim));
+    let m = subset_size.min(xa.nrows()).min(xb.nrows());
+    if m < 2 {
+        return Err(format!("KID needs at least 2 images per set, got {m}"));
+    }
+    let kernel = |x: &DMatrix<f64>, y: &DMatrix<f64>| {
+        (x * y.transpose()).map(|v| (v / dim as f64 + 1.0).powi(3))
+    };
+    // The full kernel matrices once; each subset then only sums entries.
+    let (kaa, kbb, kab) = (kernel(&xa, &xa), kernel(&xb, &xb), kernel(&xa, &xb));
+    let mut rng = SplitMix64::stream(seed, 0x4B1D);
+    let mut pick = |n: usize| {
+        let mut order: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut order);
+        order.truncate(m);
+        order
+    };
+    let within = |k: &DMatrix<f64>, idx: &[usize]| {
+        let mut sum = 0.0;
+        for &i in idx {
+            for &j in idx {
+                if i != j {
+                    sum += k[(i, j)];
+                }
+            }
+        }
+        sum / (m * (m - 1)) as f64
+    };
+    let mut values = Vec::with_capacity(subsets);
+    for _ in 0..subsets.max(1) {
+        let (ia, ib) = (pick(xa.nrows()), pick(xb.nrows()));
+        let mut cross = 0.0;
+        for &i in &ia {
+            for &j in &ib {
+                cross += kab[(i, j)];
+            }
+        }
+        values.push(within(&kaa, &ia) + within(&kbb, &ib) - 2.0 * cross / (m * m) as f64);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    Ok((mean, var.sqrt()))
+}

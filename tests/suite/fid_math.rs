@@ -1,0 +1,76 @@
+//! FID and KID on cases with known answers.
+
+use nalgebra::{DMatrix, DVector};
+use retrato::eval::stats::{FeatureStats, frechet_distance, kernel_inception_distance};
+use retrato::latent::latents;
+
+fn stats(mean: Vec<f64>, diagonal: Vec<f64>) -> FeatureStats {
+    FeatureStats {
+        count: 100,
+        mean: DVector::from_vec(mean),
+        covariance: DMatrix::from_diagonal(&DVector::from_vec(diagonal)),
+    }
+}
+
+#[test]
+fn identical_sets_are_at_distance_zero() {
+    let features = latents(1, 0, 500, 16);
+    let a = FeatureStats::of(&features, 16).unwrap();
+    assert!(frechet_distance(&a, &a).abs() < 1e-8);
+}
+
+#[test]
+fn gaussians_match_the_closed_form() {
+    // Diagonal covariances: FID = |Δμ|² + Σ (a + b − 2√(ab)).
+    let a = stats(vec![0.0, 1.0, 2.0], vec![1.0, 4.0, 0.25]);
+    let b = stats(vec![1.0, 1.0, 0.0], vec![9.0, 1.0, 0.25]);
+    let expected = (1.0 + 0.0 + 4.0) + (1.0 + 9.0 - 6.0) + (4.0 + 1.0 - 4.0) + 0.0;
+    assert!((frechet_distance(&a, &b) - expected).abs() < 1e-9);
+    assert!(
+        (frechet_distance(&b, &a) - expected).abs() < 1e-9,
+        "symmetric"
+    );
+    // A rotated (non-diagonal) covariance: the same distance from a rotated reference.
+    let (c, s) = (0.6f64, 0.8f64);
+    let r = DMatrix::from_row_slice(2, 2, &[c, -s, s, c]);
+    let rotate = |m: &FeatureStats| FeatureStats {
+        count: m.count,
+        mean: &r * &m.mean,
+        covariance: &r * &m.covariance * r.transpose(),
+    };
+    let a2 = stats(vec![0.0, 1.0], vec![2.0, 0.5]);
+    let b2 = stats(vec![3.0, -1.0], vec![1.0, 3.0]);
+    let direct = frechet_distance(&a2, &b2);
+    assert!((frechet_distance(&rotate(&a2), &rotate(&b2)) - direct).abs() < 1e-9);
+}
+
+#[test]
+fn sample_statistics_are_those_of_numpy() {
+    let features = [1.0f32, 2.0, 3.0, 6.0, 5.0, 10.0];
+    let s = FeatureStats::of(&features, 2).unwrap();
+    assert_eq!(s.mean.as_slice(), &[3.0, 6.0]);
+    // numpy.cov(rowvar=False): [[4, 8], [8, 16]] (divides by n − 1).
+    assert_eq!(s.covariance.as_slice(), &[4.0, 8.0, 8.0, 16.0]);
+    assert!(
+        FeatureStats::of(&[1.0, 2.0], 2).is_err(),
+        "one image has no covariance"
+    );
+}
+
+#[test]
+fn kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two() {
+    let a = latents(1, 0, 400, 8);
+    let b = latents(2, 0, 400, 8);
+    let shifted: Vec<f32> = latents(3, 0, 400, 8).iter().map(|v| v + 0.5).collect();
+    let (same, same_std) = kernel_inception_distance(&a, &b, 8, 50, 200, 0).unwrap();
+    let (other, _) = kernel_inception_distance(&a, &shifted, 8, 50, 200, 0).unwrap();
+    assert!(
+        same.abs() < 3.0 * same_std.max(1e-4),
+        "same distribution: {same} ± {same_std}"
+    );
+    assert!(
+        other > 10.0 * same.abs().max(same_std),
+        "shifted: {other} vs {same}"
+    );
+    assert!(kernel_inception_distance(&a[..8], &b, 8, 10, 100, 0).is_err());
+}
