@@ -202,6 +202,7 @@ fn fid(args: FidArgs) -> Result<()> {
     };
     let start = Instant::now();
     let mut net = None;
+    let mut computed = 0;
     let mut features_of = |set: Set| -> Result<(String, Vec<f32>)> {
         match set {
             Set::Features { label, values } => Ok((label, values)),
@@ -212,6 +213,7 @@ fn fid(args: FidArgs) -> Result<()> {
                 let net = net.as_ref().expect("loaded");
                 let values =
                     retrato::eval::features(net, &images.pixels, images.size, args.batch, &device);
+                computed += images.count();
                 Ok((images.label, values))
             }
         }
@@ -243,6 +245,7 @@ fn fid(args: FidArgs) -> Result<()> {
                 "a": label_a, "b": label_b, "n_a": count_a, "n_b": count_b,
                 "kid_subsets": args.kid_subsets, "kid_subset_size": args.kid_subset_size.min(args.n),
                 "feature_seconds": feature_seconds, "seconds": seconds,
+                "images_through_inception": computed,
             })
         );
     } else {
@@ -250,10 +253,13 @@ fn fid(args: FidArgs) -> Result<()> {
         println!("B    {label_b} ({count_b} images)");
         println!("FID  {fid:.3}");
         println!("KID  {kid:.5} ± {kid_std:.5}");
-        println!(
-            "time {seconds:.0} s ({:.1} images/s through Inception)",
-            (count_a + count_b) as f64 / feature_seconds
-        );
+        match computed {
+            0 => println!("time {seconds:.0} s (features given)"),
+            n => println!(
+                "time {seconds:.0} s ({:.1} images/s through Inception)",
+                n as f64 / feature_seconds
+            ),
+        }
     }
     Ok(())
 }
