@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use npyz::WriterBuilder;
 use retrato::data::cache::read_npy_u8;
 use retrato::eval::inception::{FEATURES, Inception};
-use retrato::eval::stats::{FeatureStats, frechet_distance, kernel_inception_distance};
+use retrato::eval::stats::{
+    frechet_distance_of_features, kernel_inception_distance, precision_recall,
+};
 
 use super::device::DeviceChoice;
 use super::files::write_atomic;
@@ -53,6 +55,9 @@ pub struct FidArgs {
     kid_subsets: usize,
     #[arg(long, default_value_t = 1000)]
     kid_subset_size: usize,
+    /// Neighbours for precision/recall (Kynkäänniemi et al. 2019).
+    #[arg(long, default_value_t = 3)]
+    k: usize,
     #[arg(long, default_value = DEFAULT_INCEPTION)]
     inception: PathBuf,
     #[arg(long, default_value_t = 16)]
@@ -222,11 +227,9 @@ fn fid(args: FidArgs) -> Result<()> {
     let (label_b, fb) = features_of(b)?;
     let feature_seconds = start.elapsed().as_secs_f64();
     let (count_a, count_b) = (fa.len() / FEATURES, fb.len() / FEATURES);
-    let (sa, sb) = (
-        FeatureStats::of(&fa, FEATURES).map_err(anyhow::Error::msg)?,
-        FeatureStats::of(&fb, FEATURES).map_err(anyhow::Error::msg)?,
-    );
-    let fid = frechet_distance(&sa, &sb);
+    let fid = frechet_distance_of_features(&fa, &fb, FEATURES).map_err(anyhow::Error::msg)?;
+    let (precision, recall) =
+        precision_recall(&fb, &fa, FEATURES, args.k).map_err(anyhow::Error::msg)?;
     let (kid, kid_std) = kernel_inception_distance(
         &fa,
         &fb,
@@ -242,6 +245,7 @@ fn fid(args: FidArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "fid": fid, "kid": kid, "kid_std": kid_std,
+                "precision": precision, "recall": recall, "k": args.k,
                 "a": label_a, "b": label_b, "n_a": count_a, "n_b": count_b,
                 "kid_subsets": args.kid_subsets, "kid_subset_size": args.kid_subset_size.min(args.n),
                 "feature_seconds": feature_seconds, "seconds": seconds,
@@ -253,6 +257,10 @@ fn fid(args: FidArgs) -> Result<()> {
         println!("B    {label_b} ({count_b} images)");
         println!("FID  {fid:.3}");
         println!("KID  {kid:.5} ± {kid_std:.5}");
+        println!(
+            "precision {precision:.3}, recall {recall:.3} (of A with respect to B, k = {})",
+            args.k
+        );
         match computed {
             0 => println!("time {seconds:.0} s (features given)"),
             n => println!(

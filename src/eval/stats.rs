@@ -113,3 +113,98 @@ pub fn kernel_inception_distance(
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
     Ok((mean, var.sqrt()))
 }
+
+/// FID straight from two feature sets. With fewer images than feature dimensions (the usual
+/// 2,000 against 2,048) the covariances are low-rank and the work moves to sample space:
+/// with centred rows A and B, tr((Σ₁Σ₂)^½) is the sum of the singular values of
+/// A Bᵀ / √((n₁−1)(n₂−1)) — one eigen-decomposition of an n×n matrix instead of two of d×d.
+pub fn frechet_distance_of_features(a: &[f32], b: &[f32], dim: usize) -> Result<f64, String> {
+    let (na, nb) = (a.len() / dim, b.len() / dim);
+    if na < 2 || nb < 2 {
+        return Err(format!(
+            "need at least 2 images per set for FID, got {na} and {nb}"
+        ));
+    }
+    if na.min(nb) >= dim {
+        return Ok(frechet_distance(
+            &FeatureStats::of(a, dim)?,
+            &FeatureStats::of(b, dim)?,
+        ));
+    }
+    let centred = |x: DMatrix<f64>| {
+        let mean = x.row_mean();
+        let n = x.nrows();
+        (DMatrix::from_fn(n, dim, |i, j| x[(i, j)] - mean[j]), mean)
+    };
+    let (ca, mean_a) = centred(rows(a, dim));
+    let (cb, mean_b) = centred(rows(b, dim));
+    let mean_term = (mean_a - mean_b).norm_squared();
+    let (scale_a, scale_b) = (na as f64 - 1.0, nb as f64 - 1.0);
+    let traces = ca.norm_squared() / scale_a + cb.norm_squared() / scale_b;
+    let m = &ca * cb.transpose() / (scale_a * scale_b).sqrt();
+    let gram = match na <= nb {
+        true => &m * m.transpose(),
+        false => m.transpose() * &m,
+    };
+    let nuclear: f64 = gram
+        .symmetric_eigen()
+        .eigenvalues
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum();
+    Ok(mean_term + traces - 2.0 * nuclear)
+}
+
+/// Squared Euclidean distances between every row of `x` and every row of `y`.
+fn squared_distances(x: &DMatrix<f64>, y: &DMatrix<f64>) -> DMatrix<f64> {
+    let xx: Vec<f64> = x.row_iter().map(|r| r.norm_squared()).collect();
+    let yy: Vec<f64> = y.row_iter().map(|r| r.norm_squared()).collect();
+    let cross = x * y.transpose();
+    DMatrix::from_fn(x.nrows(), y.nrows(), |i, j| {
+        (xx[i] + yy[j] - 2.0 * cross[(i, j)]).max(0.0)
+    })
+}
+
+/// Radius of each row's neighbourhood: the distance to its k-th nearest other row.
+fn knn_radii(self_distances: &DMatrix<f64>, k: usize) -> Vec<f64> {
+    (0..self_distances.nrows())
+        .map(|i| {
+            let mut row: Vec<f64> = self_distances.row(i).iter().copied().collect();
+            row.sort_by(f64::total_cmp);
+            // row[0] is the row itself (distance 0).
+            row[k.min(row.len() - 1)]
+        })
+        .collect()
+}
+
+/// Improved precision and recall (Kynkäänniemi et al. 2019): precision is the share of
+/// generated samples inside the real manifold (the union of k-NN balls around real
+/// features), recall the share of real samples inside the generated manifold.
+pub fn precision_recall(
+    real: &[f32],
+    fake: &[f32],
+    dim: usize,
+    k: usize,
+) -> Result<(f64, f64), String> {
+    let (r, f) = (rows(real, dim), rows(fake, dim));
+    if r.nrows() <= k || f.nrows() <= k {
+        return Err(format!(
+            "precision/recall with k = {k} needs more than {k} images per set"
+        ));
+    }
+    let (rr, ff, rf) = (
+        squared_distances(&r, &r),
+        squared_distances(&f, &f),
+        squared_distances(&r, &f),
+    );
+    let (real_radii, fake_radii) = (knn_radii(&rr, k), knn_radii(&ff, k));
+    let precision = (0..f.nrows())
+        .filter(|&j| (0..r.nrows()).any(|i| rf[(i, j)] <= real_radii[i]))
+        .count() as f64
+        / f.nrows() as f64;
+    let recall = (0..r.nrows())
+        .filter(|&i| (0..f.nrows()).any(|j| rf[(i, j)] <= fake_radii[j]))
+        .count() as f64
+        / r.nrows() as f64;
+    Ok((precision, recall))
+}

@@ -1,7 +1,10 @@
 //! FID and KID on cases with known answers.
 
 use nalgebra::{DMatrix, DVector};
-use retrato::eval::stats::{FeatureStats, frechet_distance, kernel_inception_distance};
+use retrato::eval::stats::{
+    FeatureStats, frechet_distance, frechet_distance_of_features, kernel_inception_distance,
+    precision_recall,
+};
 use retrato::latent::latents;
 
 fn stats(mean: Vec<f64>, diagonal: Vec<f64>) -> FeatureStats {
@@ -73,4 +76,33 @@ fn kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two() {
         "shifted: {other} vs {same}"
     );
     assert!(kernel_inception_distance(&a[..8], &b, 8, 10, 100, 0).is_err());
+}
+
+#[test]
+fn sample_space_fid_equals_the_covariance_form() {
+    let a = latents(4, 0, 20, 32);
+    let b: Vec<f32> = latents(5, 0, 30, 32)
+        .iter()
+        .map(|v| v * 1.5 + 0.2)
+        .collect();
+    let direct = frechet_distance(
+        &FeatureStats::of(&a, 32).unwrap(),
+        &FeatureStats::of(&b, 32).unwrap(),
+    );
+    let fast = frechet_distance_of_features(&a, &b, 32).unwrap();
+    assert!((direct - fast).abs() < 1e-8 * direct, "{direct} vs {fast}");
+    let fast_swapped = frechet_distance_of_features(&b, &a, 32).unwrap();
+    assert!((direct - fast_swapped).abs() < 1e-8 * direct);
+    assert!(frechet_distance_of_features(&a[..32], &b, 32).is_err());
+}
+
+#[test]
+fn precision_and_recall_see_overlap_and_its_absence() {
+    let a = latents(6, 0, 100, 8);
+    let b = latents(7, 0, 100, 8);
+    let far: Vec<f32> = latents(8, 0, 100, 8).iter().map(|v| v + 100.0).collect();
+    let (p, r) = precision_recall(&a, &b, 8, 3).unwrap();
+    assert!(p > 0.7 && r > 0.7, "same distribution: {p}, {r}");
+    assert_eq!(precision_recall(&a, &far, 8, 3).unwrap(), (0.0, 0.0));
+    assert_eq!(precision_recall(&a, &a, 8, 3).unwrap(), (1.0, 1.0));
 }
