@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 /// Feature size of pool3.
 pub const FEATURES: usize = 2048;
@@ -51,18 +51,8 @@ fn f32_values(name: &str, st: &SafeTensors) -> Result<(Vec<usize>, Vec<f32>), St
     let view = st
         .tensor(name)
         .map_err(|_| format!("missing tensor {name}"))?;
-    let bytes = view.data();
-    let values = match view.dtype() {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        other => return Err(format!("{name}: unsupported dtype {other:?}")),
-    };
+    let values =
+        crate::weights::to_f32(name, view.dtype(), view.data()).map_err(|e| e.to_string())?;
     Ok((view.shape().to_vec(), values))
 }
 

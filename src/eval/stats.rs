@@ -19,15 +19,20 @@ fn rows(features: &[f32], dim: usize) -> DMatrix<f64> {
     DMatrix::from_row_iterator(n, dim, features.iter().map(|&v| v as f64))
 }
 
+/// The rows minus their mean, and the mean.
+fn centred(x: DMatrix<f64>) -> (DMatrix<f64>, DVector<f64>) {
+    let mean = x.row_mean().transpose();
+    let centred = DMatrix::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] - mean[j]);
+    (centred, mean)
+}
+
 impl FeatureStats {
     pub fn of(features: &[f32], dim: usize) -> Result<Self, String> {
         let n = features.len() / dim;
         if n < 2 {
             return Err(format!("need at least 2 images for statistics, got {n}"));
         }
-        let x = rows(features, dim);
-        let mean = x.row_mean().transpose();
-        let centred = DMatrix::from_fn(n, dim, |i, j| x[(i, j)] - mean[j]);
+        let (centred, mean) = centred(rows(features, dim));
         let covariance = centred.transpose() * &centred / (n as f64 - 1.0);
         Ok(Self {
             count: n,
@@ -131,11 +136,6 @@ pub fn frechet_distance_of_features(a: &[f32], b: &[f32], dim: usize) -> Result<
             &FeatureStats::of(b, dim)?,
         ));
     }
-    let centred = |x: DMatrix<f64>| {
-        let mean = x.row_mean();
-        let n = x.nrows();
-        (DMatrix::from_fn(n, dim, |i, j| x[(i, j)] - mean[j]), mean)
-    };
     let (ca, mean_a) = centred(rows(a, dim));
     let (cb, mean_b) = centred(rows(b, dim));
     let mean_term = (mean_a - mean_b).norm_squared();

@@ -14,6 +14,8 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor};
 
+use super::leaky_relu_slope;
+
 /// The DCGAN weight init of the paper: N(0, 0.02) for convs, N(1, 0.02) for BN scales.
 const INIT: Initializer = Initializer::Normal {
     mean: 0.0,
@@ -216,12 +218,6 @@ impl Discriminator {
         }
         grad
     }
-}
-
-/// The derivative of LeakyReLU at `a`, held constant (no gradient flows into the mask).
-pub fn leaky_relu_slope<const D: usize>(a: Tensor<D>, slope: f64) -> Tensor<D> {
-    let a = a.detach();
-    a.ones_like().mask_fill(a.lower_equal_elem(0.0), slope)
 }
 
 /// The transpose of a bias-free conv: maps a gradient at its output to one at its input.

@@ -7,7 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::{leaky_relu, tanh};
 use burn::tensor::{Device, Tensor};
 
-use super::dcgan::leaky_relu_slope;
+use super::leaky_relu_slope;
 
 #[derive(Config, Debug, PartialEq)]
 pub struct MlpConfig {

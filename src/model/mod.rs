@@ -293,6 +293,12 @@ impl Discriminator {
     }
 }
 
+/// The derivative of LeakyReLU at `a`, held constant (no gradient flows into the mask).
+pub(crate) fn leaky_relu_slope<const D: usize>(a: Tensor<D>, slope: f64) -> Tensor<D> {
+    let a = a.detach();
+    a.ones_like().mask_fill(a.lower_equal_elem(0.0), slope)
+}
+
 /// Trainable parameters, as PyTorch's `parameters()` counts them: burn's `num_params` also
 /// counts batch-norm running statistics, which are buffers, not parameters.
 pub fn parameter_count<M: Module>(module: &M) -> usize {

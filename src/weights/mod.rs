@@ -283,7 +283,8 @@ fn parse_header(json: &str) -> Result<Header, WeightsError> {
     serde_json::from_value(value).map_err(|e| WeightsError::BadHeader(e.to_string()))
 }
 
-fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
+/// A safetensors tensor's values as f32 (f32, f16, bf16 or f64 on disk).
+pub(crate) fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
     let chunks = |width: usize| bytes.chunks_exact(width);
     Ok(match dtype {
         Dtype::F32 => chunks(4)
