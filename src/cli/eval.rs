@@ -148,7 +148,7 @@ fn read_set(path: &Path, size: usize, n: usize) -> Result<Set> {
             values.truncate(n * FEATURES);
             return Ok(Set::Features { label, values });
         }
-        let (pixels, size) = read_images(path)?;
+        let (pixels, size) = images_of(path, &bytes)?;
         return Ok(Set::Images(
             ImageSet {
                 label,
@@ -325,7 +325,12 @@ fn load_inception(path: &Path, device: &burn::tensor::Device) -> Result<Inceptio
 fn read_images(path: &Path) -> Result<(Vec<u8>, usize)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
+    images_of(path, &bytes)
+}
+
+/// The pixels and side of a uint8 N×S×S×3 .npy already read from `path`.
+fn images_of(path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, usize)> {
+    let npy = npyz::NpyFile::new(bytes)
         .with_context(|| format!("{}: not a .npy file", path.display()))?;
     let shape = npy.shape().to_vec();
     let size = match shape.as_slice() {
@@ -335,7 +340,7 @@ fn read_images(path: &Path) -> Result<(Vec<u8>, usize)> {
             path.display()
         ),
     };
-    let pixels = read_npy_u8(&bytes, size)
+    let pixels = read_npy_u8(bytes, size)
         .with_context(|| format!("{}: expected uint8 (|u1) C-order pixels", path.display()))?;
     Ok((pixels, size))
 }

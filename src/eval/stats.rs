@@ -49,6 +49,16 @@ fn sqrt_psd(m: &DMatrix<f64>) -> DMatrix<f64> {
     &eigen.eigenvectors * DMatrix::from_diagonal(&roots) * eigen.eigenvectors.transpose()
 }
 
+/// tr(M^½) of a symmetric positive semi-definite M: the sum of the roots of its eigenvalues
+/// (those below 0 from rounding count as 0).
+fn trace_sqrt_psd(m: DMatrix<f64>) -> f64 {
+    m.symmetric_eigen()
+        .eigenvalues
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum()
+}
+
 /// ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½). tr((Σ₁Σ₂)^½) is taken as the trace of the square
 /// root of the symmetric Σ₁^½ Σ₂ Σ₁^½, which has the same eigenvalues and no complex parts.
 pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> f64 {
@@ -56,13 +66,7 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> f64 {
     let root_a = sqrt_psd(&a.covariance);
     let middle = &root_a * &b.covariance * &root_a;
     let middle = (&middle + middle.transpose()) * 0.5;
-    let trace_root: f64 = middle
-        .symmetric_eigen()
-        .eigenvalues
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
-    mean_term + a.covariance.trace() + b.covariance.trace() - 2.0 * trace_root
+    mean_term + a.covariance.trace() + b.covariance.trace() - 2.0 * trace_sqrt_psd(middle)
 }
 
 /// KID: the unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, averaged over
@@ -146,13 +150,7 @@ pub fn frechet_distance_of_features(a: &[f32], b: &[f32], dim: usize) -> Result<
         true => &m * m.transpose(),
         false => m.transpose() * &m,
     };
-    let nuclear: f64 = gram
-        .symmetric_eigen()
-        .eigenvalues
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
-    Ok(mean_term + traces - 2.0 * nuclear)
+    Ok(mean_term + traces - 2.0 * trace_sqrt_psd(gram))
 }
 
 /// Squared Euclidean distances between every row of `x` and every row of `y`.
