@@ -76,11 +76,10 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The family's defaults, then the config file, then the flags.
+/// The config file, then the flags; reading a `ModelConfig` fills the rest with the
+/// family's defaults.
 fn configure(args: &Args) -> Result<ModelConfig> {
-    let mut value = serde_json::to_value(
-        ModelConfig::default_for(&args.family).expect("clap checked the family"),
-    )?;
+    let mut value = serde_json::json!({ "family": args.family });
     if let Some(path) = &args.config {
         let overrides = read_config(path)?;
         let fields = overrides
