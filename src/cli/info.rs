@@ -38,6 +38,20 @@ pub fn run(args: Args) -> Result<()> {
     for (name, value) in &header.metrics {
         println!("metric      {name} = {value}");
     }
+    if let Some(e) = &header.evaluation {
+        let floor = e.floor.map_or(String::new(), |f| format!(", floor {f:.2}"));
+        println!(
+            "evaluated   FID {:.2}{floor}, KID {:.4}, precision {:.3}, recall {:.3}: {} portraits against {} ({}), {}",
+            e.scores.fid,
+            e.scores.kid,
+            e.scores.precision,
+            e.scores.recall,
+            e.n,
+            e.reference,
+            e.network,
+            e.measured
+        );
+    }
     if !header.notes.is_empty() {
         println!("notes       {}", header.notes);
     }

@@ -1,7 +1,11 @@
 //! Measuring models: the FID Inception network ([`inception`]) and the input pipeline that
 //! feeds it exactly as the reference does.
 
+#[cfg(feature = "native")]
+pub mod extractor;
 pub mod inception;
+pub mod neighbours;
+pub mod scores;
 pub mod stats;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -44,24 +48,28 @@ pub fn network_input(pixels: &[u8], size: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(values, [n, 3, out, out]), device)
 }
 
-/// Pool3 features (N×2048, row-major) of uint8 images, `batch` images per forward pass.
+/// Pool3 features (N×2048, row-major) of uint8 images, `batch` images per forward pass;
+/// `progress` hears the number of images done after each pass.
 pub fn features(
     net: &Inception,
     pixels: &[u8],
     size: usize,
     batch: usize,
     device: &Device,
+    progress: &mut dyn FnMut(usize),
 ) -> Vec<f32> {
     let per_image = size * size * 3;
-    pixels
-        .chunks(per_image * batch.max(1))
-        .flat_map(|chunk| {
-            let x = network_input(chunk, size, device);
-            net.forward(x)
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .expect("f32 after convert")
-        })
-        .collect()
+    let mut values = Vec::with_capacity(pixels.len() / per_image * inception::FEATURES);
+    for chunk in pixels.chunks(per_image * batch.max(1)) {
+        let x = network_input(chunk, size, device);
+        let rows = net
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 after convert");
+        values.extend(rows);
+        progress(values.len() / inception::FEATURES);
+    }
+    values
 }

@@ -14,7 +14,7 @@ pub struct FeatureStats {
 }
 
 /// `n` feature rows of width `dim` as an n×dim f64 matrix.
-fn rows(features: &[f32], dim: usize) -> DMatrix<f64> {
+pub(crate) fn rows(features: &[f32], dim: usize) -> DMatrix<f64> {
     let n = features.len() / dim;
     DMatrix::from_row_iterator(n, dim, features.iter().map(|&v| v as f64))
 }
@@ -154,7 +154,7 @@ pub fn frechet_distance_of_features(a: &[f32], b: &[f32], dim: usize) -> Result<
 }
 
 /// Squared Euclidean distances between every row of `x` and every row of `y`.
-fn squared_distances(x: &DMatrix<f64>, y: &DMatrix<f64>) -> DMatrix<f64> {
+pub(crate) fn squared_distances(x: &DMatrix<f64>, y: &DMatrix<f64>) -> DMatrix<f64> {
     let xx: Vec<f64> = x.row_iter().map(|r| r.norm_squared()).collect();
     let yy: Vec<f64> = y.row_iter().map(|r| r.norm_squared()).collect();
     let cross = x * y.transpose();

@@ -62,6 +62,51 @@ pub struct Header {
     /// Free text for the model card (where the weights came from, caveats).
     #[serde(default)]
     pub notes: String,
+    /// The last `retrato eval fid --record` (or training's best FID) on these weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+}
+
+/// A quality measurement with what it was measured against, for the model card: FID on
+/// 2,000 images means little without the reference set, N and the real-vs-real floor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The reference set's file name (not a path on someone's machine).
+    pub reference: String,
+    /// Generated and reference images compared.
+    pub n: usize,
+    /// Portraits 0..n of this seed were generated.
+    pub seed: u64,
+    /// The FID network's file name and hash.
+    pub network: String,
+    #[serde(flatten)]
+    pub scores: crate::eval::scores::Scores,
+    /// FID of n real images (`floor_set`) against the same reference: the best a model
+    /// can expect at this n.
+    #[serde(default)]
+    pub floor: Option<f64>,
+    #[serde(default)]
+    pub floor_set: Option<String>,
+    /// RFC 3339 time of the measurement.
+    #[serde(default)]
+    pub measured: String,
+}
+
+impl Evaluation {
+    /// The card's headline numbers as `Header::metrics` entries (what the page shows).
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let s = &self.scores;
+        let mut metrics = BTreeMap::from([
+            ("fid".to_string(), s.fid),
+            ("kid".to_string(), s.kid),
+            ("precision".to_string(), s.precision),
+            ("recall".to_string(), s.recall),
+        ]);
+        if let Some(floor) = self.floor {
+            metrics.insert("fid_floor".to_string(), floor);
+        }
+        metrics
+    }
 }
 
 fn default_storage() -> Storage {
@@ -79,6 +124,7 @@ impl Header {
             metrics: BTreeMap::new(),
             storage: Storage::F32,
             notes: String::new(),
+            evaluation: None,
         }
     }
 }
@@ -340,6 +386,23 @@ impl Part {
             Generator::Vae(d) => Self::of(d, prefix),
         }
     }
+}
+
+/// The same model file (tensors byte for byte, training state kept) with a new header:
+/// how `eval fid --record` writes its numbers into a model card.
+pub fn replace_header(bytes: &[u8], header: &Header) -> Result<Vec<u8>, WeightsError> {
+    let parsed = SafeTensors::deserialize(bytes).map_err(|e| error::classify(bytes, e))?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| error::classify(bytes, e))?;
+    let mut metadata = metadata.metadata().clone().unwrap_or_default();
+    if !metadata.contains_key(METADATA_KEY) {
+        return Err(WeightsError::NotAModel(
+            "a PyTorch state_dict has no retrato header to record into".into(),
+        ));
+    }
+    let json = serde_json::to_string(header).map_err(|e| WeightsError::Internal(e.to_string()))?;
+    metadata.insert(METADATA_KEY.to_string(), json);
+    safetensors::serialize(parsed.tensors(), Some(metadata))
+        .map_err(|e| WeightsError::Internal(e.to_string()))
 }
 
 /// Serialises a model file. Values that f16 cannot hold are an error, not a silent inf.

@@ -9,9 +9,29 @@ use npyz::WriterBuilder;
 fn retrato(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retrato"))
         .args(args)
+        .env("RETRATO_CACHE", std::env::temp_dir().join("retrato-test-cache"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the binary runs")
+}
+
+/// Runs with its own feature/dataset cache, so tests see cache hits they caused themselves.
+fn retrato_cached(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retrato"))
+        .args(args)
+        .env("RETRATO_CACHE", cache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn write_u8_npy(path: &Path, shape: &[u64], values: &[u8]) {
@@ -141,4 +161,127 @@ fn bad_eval_inputs_get_one_clear_line() {
         assert!(stderr.contains(words), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn a_model_is_scored_with_its_floor_recorded_in_its_card_and_real_features_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (model, reference, train) = (p("g.safetensors"), p("ref.npy"), p("train.npy"));
+    text(&retrato(&[
+        "init", "--family", "dcgan", "--width", "4", "--out", &model,
+    ]));
+    let faces = |first: u64| -> Vec<u8> {
+        (first..first + 6)
+            .flat_map(|i| crate::toy::toy_face(64, i).into_raw())
+            .collect()
+    };
+    write_u8_npy(Path::new(&reference), &[6, 64, 64, 3], &faces(0));
+    write_u8_npy(Path::new(&train), &[6, 64, 64, 3], &faces(50));
+    let args = [
+        "eval",
+        "fid",
+        "--model",
+        &model,
+        "--ref",
+        &reference,
+        "--floor",
+        &train,
+        "--n",
+        "6",
+        "--kid-subsets",
+        "5",
+        "--kid-subset-size",
+        "4",
+        "--json",
+        "--record",
+    ];
+    let first = json(&retrato_cached(&cache, &args));
+    assert_eq!(first["images_through_inception"], 18, "{first}");
+    for key in ["fid", "kid", "kid_std", "precision", "recall", "floor"] {
+        assert!(
+            first[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {first}"
+        );
+    }
+    let ratio = first["collapse"]["diversity_ratio"].as_f64().unwrap();
+    assert!(ratio > 0.0, "{first}");
+    assert!(first["fid"].as_f64() > first["floor"].as_f64(), "{first}");
+
+    // The reference and the floor set come from the cache; only the portraits are new.
+    let second = json(&retrato_cached(&cache, &args));
+    assert_eq!(second["images_through_inception"], 6, "{second}");
+    assert!((second["fid"].as_f64().unwrap() - first["fid"].as_f64().unwrap()).abs() < 1e-9);
+
+    let info = text(&retrato(&["info", &model]));
+    assert!(info.contains("evaluated   FID"), "{info}");
+    assert!(info.contains("against ref.npy"), "{info}");
+    assert!(info.contains("metric      fid_floor"), "{info}");
+    // The card was added without touching the weights: portraits are unchanged.
+    text(&retrato(&[
+        "sample",
+        "--model",
+        &model,
+        "--n",
+        "2",
+        "--out",
+        &p("after.png"),
+    ]));
+}
+
+#[test]
+fn nearest_finds_a_memorized_portrait_in_the_training_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (model, train, picture) = (p("g.safetensors"), p("train"), p("nn.png"));
+    text(&retrato(&[
+        "init", "--family", "dcgan", "--width", "4", "--out", &model,
+    ]));
+    // A "training set" holding portraits 2 and 3 of seed 5: a model that copies.
+    text(&retrato(&[
+        "sample", "--model", &model, "--n", "2", "--first", "2", "--seed", "5", "--each", &train,
+    ]));
+    for i in 0..3 {
+        let face = crate::toy::toy_face(64, i);
+        face.save(dir.path().join("train").join(format!("toy{i}.png")))
+            .unwrap();
+    }
+    let out = text(&retrato_cached(
+        &cache,
+        &[
+            "eval",
+            "nearest",
+            "--model",
+            &model,
+            "--train",
+            &train,
+            "--candidates",
+            "4",
+            "--seed",
+            "5",
+            "--rows",
+            "2",
+            "--neighbours",
+            "2",
+            "--out",
+            &picture,
+        ],
+    ));
+    assert!(out.contains("against 5 training images"), "{out}");
+    assert!(out.contains("nearest training image: min 0.00"), "{out}");
+    let shown = out
+        .lines()
+        .find(|l| l.starts_with("closest portraits"))
+        .unwrap();
+    assert!(
+        shown.contains(": 2 (0.00), 3 (0.00)") || shown.contains(": 3 (0.00), 2 (0.00)"),
+        "{out}"
+    );
+    let image = image::open(&picture).unwrap();
+    assert!(
+        image.width() > image.height(),
+        "rows of portrait + neighbours"
+    );
 }

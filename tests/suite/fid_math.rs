@@ -1,6 +1,7 @@
 //! FID and KID on cases with known answers.
 
 use nalgebra::{DMatrix, DVector};
+use retrato::eval::neighbours::{collapse_check, nearest};
 use retrato::eval::stats::{
     FeatureStats, frechet_distance, frechet_distance_of_features, kernel_inception_distance,
     precision_recall,
@@ -105,4 +106,45 @@ fn precision_and_recall_see_overlap_and_its_absence() {
     assert!(p > 0.7 && r > 0.7, "same distribution: {p}, {r}");
     assert_eq!(precision_recall(&a, &far, 8, 3).unwrap(), (0.0, 0.0));
     assert_eq!(precision_recall(&a, &a, 8, 3).unwrap(), (1.0, 1.0));
+}
+
+#[test]
+fn the_collapse_check_tells_a_varied_set_from_a_collapsed_one() {
+    let real = latents(9, 0, 200, 8);
+    let varied = latents(10, 0, 200, 8);
+    // 200 samples from 4 modes, each a point with tiny noise: mode collapse.
+    let collapsed: Vec<f32> = (0..200)
+        .flat_map(|i| {
+            let mode = &real[(i % 4) * 8..(i % 4 + 1) * 8];
+            let noise = latents(11, i as u64, 1, 8);
+            mode.iter()
+                .zip(noise)
+                .map(|(m, n)| m + 0.001 * n)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let healthy = collapse_check(&real, &varied, 8).unwrap();
+    assert!((healthy.diversity_ratio - 1.0).abs() < 0.1, "{healthy:?}");
+    assert!(healthy.near_duplicate_share < 0.05, "{healthy:?}");
+    let sick = collapse_check(&real, &collapsed, 8).unwrap();
+    assert!(sick.diversity_ratio < 0.9, "{sick:?}");
+    assert_eq!(sick.near_duplicate_share, 1.0, "{sick:?}");
+    assert!(collapse_check(&real[..8], &varied, 8).is_err());
+}
+
+#[test]
+fn nearest_finds_exact_copies_first_and_sorts_by_distance() {
+    let pool = latents(12, 0, 50, 8);
+    let query: Vec<f32> = [7usize, 31]
+        .iter()
+        .flat_map(|&i| pool[i * 8..(i + 1) * 8].to_vec())
+        .collect();
+    let found = nearest(&query, &pool, 8, 3);
+    assert_eq!(found.len(), 2);
+    assert_eq!((found[0][0].0, found[1][0].0), (7, 31));
+    assert!(found[0][0].1 < 1e-3);
+    for row in &found {
+        assert_eq!(row.len(), 3);
+        assert!(row.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
 }

@@ -26,7 +26,14 @@ fn pool3_features_match_the_reference_network() {
     let net = Inception::from_bytes(&weights, &device).unwrap();
     let test_set = std::fs::read(shared("celeba/celeba64_test.npy")).unwrap();
     let pixels = read_npy_u8(&test_set, 64).unwrap();
-    let ours = retrato::eval::features(&net, &pixels[..2 * 64 * 64 * 3], 64, 2, &device);
+    let ours = retrato::eval::features(
+        &net,
+        &pixels[..2 * 64 * 64 * 3],
+        64,
+        2,
+        &device,
+        &mut |_| {},
+    );
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/inception_celeba64_test_first2_f16weights.npy");
     let (shape, reference) = npy_f32(&fixture);

@@ -1,0 +1,203 @@
+//! The image sets `eval` compares: uint8 `.npy` files, folders and archives (the training
+//! reader), features computed before, and a model's portraits.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use retrato::data::cache::read_npy_u8;
+use retrato::eval::extractor::Extractor;
+use retrato::eval::inception::FEATURES;
+
+use super::progress_bar;
+
+/// An image set's pixels (N×size×size×3) and where they came from.
+pub struct ImageSet {
+    pub label: String,
+    pub pixels: Vec<u8>,
+    pub size: usize,
+    /// Real images are worth caching features for; a model's portraits change every run.
+    pub real: bool,
+}
+
+impl ImageSet {
+    pub fn count(&self) -> usize {
+        self.pixels.len() / (self.size * self.size * 3)
+    }
+
+    /// The first `n` images, or a clear error when there are fewer.
+    fn first(mut self, n: usize) -> Result<Self> {
+        if n == 0 || self.count() < n {
+            bail!(
+                "{}: holds {} images, {n} needed (--n)",
+                self.label,
+                self.count()
+            );
+        }
+        self.pixels.truncate(n * self.size * self.size * 3);
+        Ok(self)
+    }
+
+    pub fn image(&self, index: usize) -> image::RgbImage {
+        let per = self.size * self.size * 3;
+        let pixels = self.pixels[index * per..(index + 1) * per].to_vec();
+        image::RgbImage::from_raw(self.size as u32, self.size as u32, pixels).expect("sized")
+    }
+}
+
+/// What `--real` / `--ref` / `--floor` name: images, or their features computed before.
+pub enum Set {
+    Images(ImageSet),
+    Features { label: String, values: Vec<f32> },
+}
+
+/// A set's Inception features and whether they had to be computed.
+pub struct Features {
+    pub label: String,
+    pub values: Vec<f32>,
+    pub computed: usize,
+}
+
+impl Features {
+    pub fn count(&self) -> usize {
+        self.values.len() / FEATURES
+    }
+}
+
+impl Set {
+    /// Features of the set: given, cached (real images) or computed with a progress bar.
+    pub fn features(self, extractor: &Extractor) -> Result<Features> {
+        let images = match self {
+            Set::Features { label, values } => {
+                return Ok(Features {
+                    label,
+                    values,
+                    computed: 0,
+                });
+            }
+            Set::Images(images) => images,
+        };
+        let bar = progress_bar(images.count(), &short(&images.label));
+        let mut progress = |done: usize| bar.set_position(done as u64);
+        let (values, computed) = match images.real {
+            true => {
+                let (values, cached) = extractor
+                    .cached_features(&images.pixels, images.size, &mut progress)
+                    .map_err(anyhow::Error::msg)?;
+                (values, if cached { 0 } else { images.count() })
+            }
+            false => (
+                extractor
+                    .features(&images.pixels, images.size, &mut progress)
+                    .map_err(anyhow::Error::msg)?,
+                images.count(),
+            ),
+        };
+        bar.finish_and_clear();
+        Ok(Features {
+            label: images.label,
+            values,
+            computed,
+        })
+    }
+}
+
+/// The file name part of a label, for progress bars.
+fn short(label: &str) -> String {
+    let name = label.split(" (").next().unwrap_or(label);
+    Path::new(name)
+        .file_name()
+        .map_or(name.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
+/// The first `n` images (or feature rows) of a set; `n` = None takes them all.
+pub fn read_set(path: &Path, size: usize, n: Option<usize>) -> Result<Set> {
+    let label = path.display().to_string();
+    if path.extension().is_some_and(|e| e == "npy") {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
+        let npy = npyz::NpyFile::new(&bytes[..])
+            .with_context(|| format!("{}: not a .npy file", path.display()))?;
+        if npy.shape() == [npy.shape()[0], FEATURES as u64] {
+            let rows = npy.shape()[0] as usize;
+            let mut values = npy
+                .into_vec::<f32>()
+                .with_context(|| format!("{}: features must be float32", path.display()))?;
+            let n = n.unwrap_or(rows);
+            if n == 0 || rows < n {
+                bail!(
+                    "{}: holds {rows} feature rows, {n} needed (--n)",
+                    path.display()
+                );
+            }
+            values.truncate(n * FEATURES);
+            return Ok(Set::Features { label, values });
+        }
+        let (pixels, size) = images_of(path, &bytes)?;
+        let set = ImageSet {
+            label,
+            pixels,
+            size,
+            real: true,
+        };
+        let n = n.unwrap_or(set.count());
+        return Ok(Set::Images(set.first(n)?));
+    }
+    let cache = retrato::data::cache::default_cache_dir();
+    let loaded = retrato::data::cache::load(path, size, retrato::data::Fit::Crop, Some(&cache))
+        .map_err(anyhow::Error::msg)?;
+    let set = ImageSet {
+        label,
+        pixels: loaded.dataset.pixels,
+        size,
+        real: true,
+    };
+    let n = n.unwrap_or(set.count());
+    Ok(Set::Images(set.first(n)?))
+}
+
+/// Portraits 0..n of `seed` from a model file, as uint8 pixels (what a PNG of them holds).
+pub fn generate(path: &Path, n: usize, seed: u64, device: &Device) -> Result<ImageSet> {
+    let generator = super::super::files::load_model(path)?.generator(device)?;
+    let mut pixels = Vec::new();
+    let mut size = 0;
+    for first in (0..n).step_by(retrato::sample::BATCH) {
+        let count = retrato::sample::BATCH.min(n - first);
+        let z = retrato::sample::seeded_latents(&generator, seed, first as u64, count, device);
+        let (values, dims) = retrato::sample::read(generator.generate(z));
+        size = dims[2];
+        for image in retrato::image_grid::to_rgb8(&values, dims) {
+            pixels.extend(image.into_raw());
+        }
+    }
+    Ok(ImageSet {
+        label: format!("{} (portraits 0..{n} of seed {seed})", path.display()),
+        pixels,
+        size,
+        real: false,
+    })
+}
+
+/// A uint8 N×S×S×3 .npy: its pixels and side.
+pub fn read_images(path: &Path) -> Result<(Vec<u8>, usize)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
+    images_of(path, &bytes)
+}
+
+/// The pixels and side of a uint8 N×S×S×3 .npy already read from `path`.
+fn images_of(path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, usize)> {
+    let npy = npyz::NpyFile::new(bytes)
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let shape = npy.shape().to_vec();
+    let size = match shape.as_slice() {
+        [_, h, w, 3] if h == w && *h > 0 => *h as usize,
+        _ => bail!(
+            "{}: expected uint8 N×S×S×3 images, found shape {shape:?}",
+            path.display()
+        ),
+    };
+    let pixels = read_npy_u8(bytes, size)
+        .with_context(|| format!("{}: expected uint8 (|u1) C-order pixels", path.display()))?;
+    Ok((pixels, size))
+}
