@@ -46,3 +46,26 @@ pub fn read(images: Tensor<4>) -> (Vec<f32>, [usize; 4]) {
         .expect("f32 after convert");
     (values, dims)
 }
+
+/// Portraits 0..n of `seed` as uint8 RGB pixels (N×S×S×3, what their PNGs hold) and S:
+/// the input of FID, in `eval fid` and during training alike.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn portrait_pixels(
+    generator: &Generator,
+    seed: u64,
+    n: usize,
+    device: &Device,
+) -> (Vec<u8>, usize) {
+    let mut pixels = Vec::new();
+    let mut size = 0;
+    for first in (0..n).step_by(BATCH) {
+        let count = BATCH.min(n - first);
+        let z = seeded_latents(generator, seed, first as u64, count, device);
+        let (values, dims) = read(generator.generate(z));
+        size = dims[2];
+        for image in crate::image_grid::to_rgb8(&values, dims) {
+            pixels.extend(image.into_raw());
+        }
+    }
+    (pixels, size)
+}

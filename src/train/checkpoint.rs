@@ -29,6 +29,9 @@ pub struct RunInfo {
     pub elapsed_seconds: f64,
     /// Where the images came from (for the model card).
     pub dataset: String,
+    /// Best FID so far and its step (`run.fid_epochs`): its checkpoint is best-fid.safetensors.
+    #[serde(default)]
+    pub best_fid: Option<(f64, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]

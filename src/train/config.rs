@@ -128,6 +128,10 @@ pub enum OnDivergence {
     Stop,
 }
 
+/// Where the shared data keeps the FID network, relative to the repository.
+pub const DEFAULT_INCEPTION: &str =
+    "../shared/data/fid_inception/pt_inception_fid_2015-12-05_f16.safetensors";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunOptions {
@@ -148,6 +152,16 @@ pub struct RunOptions {
     pub lr_backoff: f64,
     /// Rollbacks allowed before the run stops.
     pub max_rollbacks: usize,
+    /// FID against `fid_reference` every this many epochs and at the end (0: never). The
+    /// best one's checkpoint is kept as checkpoints/best-fid.safetensors.
+    pub fid_epochs: usize,
+    /// Held-out real images for FID (uint8 .npy, folder or archive), relative to where
+    /// `retrato train` runs.
+    pub fid_reference: String,
+    /// Portraits (and reference images) per FID: 2,000 matches `eval fid`'s default.
+    pub fid_images: usize,
+    /// The FID Inception weights.
+    pub fid_inception: String,
 }
 
 impl Default for RunOptions {
@@ -162,6 +176,10 @@ impl Default for RunOptions {
             divergence_threshold: 1e6,
             lr_backoff: 0.5,
             max_rollbacks: 3,
+            fid_epochs: 0,
+            fid_reference: String::new(),
+            fid_images: 2000,
+            fid_inception: DEFAULT_INCEPTION.to_string(),
         }
     }
 }
@@ -199,6 +217,14 @@ impl TrainConfig {
         at_least_one("run.keep_checkpoints", self.run.keep_checkpoints)?;
         at_least_one("run.checkpoint_epochs", self.run.checkpoint_epochs)?;
         at_least_one("run.sample_epochs", self.run.sample_epochs)?;
+        if self.run.fid_epochs > 0 {
+            if self.run.fid_reference.is_empty() {
+                return Err("run.fid_epochs needs run.fid_reference (held-out real images)".into());
+            }
+            if self.run.fid_images < 2 {
+                return Err("run.fid_images must be at least 2".into());
+            }
+        }
         let positive = |name: &str, v: f64| match v.is_finite() && v > 0.0 {
             true => Ok(()),
             false => Err(format!("{name} must be a positive number, not {v}")),

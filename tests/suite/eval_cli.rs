@@ -9,7 +9,10 @@ use npyz::WriterBuilder;
 fn retrato(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retrato"))
         .args(args)
-        .env("RETRATO_CACHE", std::env::temp_dir().join("retrato-test-cache"))
+        .env(
+            "RETRATO_CACHE",
+            std::env::temp_dir().join("retrato-test-cache"),
+        )
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the binary runs")

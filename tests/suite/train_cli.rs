@@ -112,6 +112,66 @@ fn a_run_writes_metrics_plot_samples_checkpoints_and_a_model() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 }
 
+#[test]
+fn fid_during_training_is_logged_plotted_kept_at_its_best_and_put_in_the_card() {
+    let (dir, data, cache) = setup();
+    let reference = dir.path().join("held_out");
+    write_toy_folder(&reference, 8, 32);
+    let out = dir.path().join("run");
+    let fid_reference = format!("run.fid_reference={}", s(&reference));
+    let stdout = ok(
+        &train_args(
+            &data,
+            &s(&out),
+            &[
+                "--epochs",
+                "2",
+                "--set",
+                "run.fid_epochs=1",
+                "--set",
+                &fid_reference,
+                "--set",
+                "run.fid_images=8",
+            ],
+        ),
+        &cache,
+    );
+    assert!(stdout.contains("real-vs-real floor"), "{stdout}");
+    assert!(stdout.contains("step 3: FID"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "step,epoch,d_loss,g_loss,d_real,d_fake,fid,images_per_s,wall_s"
+    );
+    let fid_at = |line: &str| line.split(',').nth(6).unwrap().to_string();
+    assert_eq!(fid_at(lines[1]), "", "no FID between evaluations");
+    let measured: Vec<f64> = [lines[3], lines[6]]
+        .iter()
+        .map(|l| fid_at(l).parse().unwrap())
+        .collect();
+    assert!(measured.iter().all(|f| f.is_finite() && *f > 0.0), "{csv}");
+    let best = ModelFile::from_path(&out.join("checkpoints/best-fid.safetensors")).unwrap();
+    let best_fid = measured.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        best.header.steps,
+        if measured[0] <= measured[1] { 3 } else { 6 }
+    );
+    let model = ModelFile::from_path(&out.join("model.safetensors")).unwrap();
+    let evaluation = model
+        .header
+        .evaluation
+        .expect("the card records the last FID");
+    assert_eq!(
+        (evaluation.n, evaluation.reference.as_str()),
+        (8, "held_out")
+    );
+    assert!((evaluation.scores.fid - measured[1]).abs() < 1e-3 * measured[1]);
+    assert!(evaluation.floor.is_some_and(|f| f.is_finite()));
+    assert_eq!(model.header.metrics["fid"], evaluation.scores.fid);
+    assert!(best_fid <= evaluation.scores.fid);
+}
+
 /// 2N steps in one go equal N steps, a stop, and a resume for N more: same weights, and
 /// metrics.csv holds each step once.
 #[test]

@@ -6,7 +6,7 @@
 mod features;
 mod fid;
 mod nearest;
-mod sets;
+pub(crate) mod sets;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,9 +17,7 @@ use retrato::eval::extractor::Extractor;
 
 use super::device::DeviceChoice;
 
-/// Where the shared data keeps the FID network, relative to the repository.
-const DEFAULT_INCEPTION: &str =
-    "../shared/data/fid_inception/pt_inception_fid_2015-12-05_f16.safetensors";
+use retrato::train::config::DEFAULT_INCEPTION;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -73,7 +71,7 @@ impl NetworkArgs {
 
 /// A bar on stderr for `len` images through Inception (hidden when stderr is not a
 /// terminal, so logs and `--json` stay clean).
-fn progress_bar(len: usize, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -159,17 +159,7 @@ pub fn read_set(path: &Path, size: usize, n: Option<usize>) -> Result<Set> {
 /// Portraits 0..n of `seed` from a model file, as uint8 pixels (what a PNG of them holds).
 pub fn generate(path: &Path, n: usize, seed: u64, device: &Device) -> Result<ImageSet> {
     let generator = super::super::files::load_model(path)?.generator(device)?;
-    let mut pixels = Vec::new();
-    let mut size = 0;
-    for first in (0..n).step_by(retrato::sample::BATCH) {
-        let count = retrato::sample::BATCH.min(n - first);
-        let z = retrato::sample::seeded_latents(&generator, seed, first as u64, count, device);
-        let (values, dims) = retrato::sample::read(generator.generate(z));
-        size = dims[2];
-        for image in retrato::image_grid::to_rgb8(&values, dims) {
-            pixels.extend(image.into_raw());
-        }
-    }
+    let (pixels, size) = retrato::sample::portrait_pixels(&generator, seed, n, device);
     Ok(ImageSet {
         label: format!("{} (portraits 0..{n} of seed {seed})", path.display()),
         pixels,

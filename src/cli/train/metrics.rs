@@ -1,4 +1,5 @@
-//! `metrics.csv`: one row per step (step, epoch, every loss term, images/s, wall time), kept
+//! `metrics.csv`: one row per step (step, epoch, every loss term, FID where measured,
+//! images/s, wall time), kept
 //! consistent with the checkpoints: a resumed run first drops rows after its checkpoint, so
 //! the curve continues instead of repeating.
 
@@ -21,9 +22,9 @@ pub struct Row {
 
 impl Metrics {
     /// Opens `path` for appending, keeping only rows up to `resume_step` (all if None).
-    pub fn open(path: &Path, loss_names: &[&str], keep_until: Option<u64>) -> Result<Self> {
+    pub fn open(path: &Path, loss_names: &[String], keep_until: Option<u64>) -> Result<Self> {
         let mut columns = vec!["step".to_string(), "epoch".to_string()];
-        columns.extend(loss_names.iter().map(|s| s.to_string()));
+        columns.extend(loss_names.iter().cloned());
         columns.extend(["images_per_s".to_string(), "wall_s".to_string()]);
         let header = columns.join(",");
         let mut kept = vec![header.clone()];
@@ -60,7 +61,11 @@ impl Metrics {
     ) -> Result<()> {
         let mut line = format!("{step},{epoch}");
         for v in losses {
-            line.push_str(&format!(",{v:.6}"));
+            // Terms not measured at this step (FID between evaluations) stay empty.
+            match v.is_finite() {
+                true => line.push_str(&format!(",{v:.6}")),
+                false => line.push(','),
+            }
         }
         line.push_str(&format!(",{rate:.3},{wall:.3}\n"));
         self.file

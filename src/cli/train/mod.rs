@@ -1,6 +1,7 @@
 //! `retrato train`: a full training run from a preset, with progress, logs, plots, sample
 //! grids, atomic checkpoints, exact resume and divergence rollback.
 
+mod fid;
 mod metrics;
 mod plot;
 mod run;

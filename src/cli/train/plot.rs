@@ -59,11 +59,17 @@ pub fn draw(path: &Path, names: &[String], rows: &[Row]) -> Result<()> {
                 .map_err(|e| anyhow!("{e}"))?;
             let colour = Palette99::pick(column).to_rgba();
             chart
-                .draw_series(LineSeries::new(raw, colour.mix(0.25)))
+                .draw_series(LineSeries::new(raw.iter().copied(), colour.mix(0.25)))
                 .map_err(|e| anyhow!("{e}"))?;
             chart
                 .draw_series(LineSeries::new(smooth, colour.stroke_width(2)))
                 .map_err(|e| anyhow!("{e}"))?;
+            // Sparse series (FID, measured every few epochs) get a dot per measurement.
+            if raw.len() * 20 < rows.len() {
+                chart
+                    .draw_series(raw.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
         }
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
@@ -92,8 +98,12 @@ fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
 fn robust_range(points: &[(f64, f64)]) -> (f64, f64) {
     let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
     values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((values.len() - 1) as f64 * q) as usize];
-    let (low, high) = (at(0.01), at(0.99));
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    // Percentiles only mean something with many points (FID has one per evaluation).
+    let (low, high) = match values.len() >= 100 {
+        true => (at(0.01), at(0.99)),
+        false => (at(0.0), at(1.0)),
+    };
     let pad = ((high - low) * 0.1).max(1e-3);
     (low - pad, high + pad)
 }

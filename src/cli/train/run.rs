@@ -17,13 +17,16 @@ use retrato::train::checkpoint::{self, RunInfo};
 use retrato::train::config::OnDivergence;
 use retrato::train::objective::loss_names;
 use retrato::train::{StepLosses, TrainConfig, Trainer};
-use retrato::weights::{self, Header, Part, Storage};
+use retrato::weights::{self, Evaluation, Header, Part, Storage};
 
+use super::fid::FidProbe;
 use super::metrics::Metrics;
 use super::{Args, plot, resolve_config};
 use crate::cli::data::read_training_set;
 use crate::cli::files::write_atomic;
 
+/// The checkpoint with the run's best FID.
+const BEST_FID_CHECKPOINT: &str = "best-fid.safetensors";
 /// Seed of the fixed latents behind every sample grid of a run.
 const SAMPLE_SEED: u64 = 0x5EED;
 /// Plain progress lines (when stdout is not a terminal) at most this often.
@@ -84,20 +87,23 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
         false => Range::MinusOneToOne,
     };
     let total_steps = t.epochs as u64 * batches.steps_per_epoch();
-    let names: Vec<String> = loss_names(t.objective)
+    let probe = FidProbe::open(&trainer.config.run, &dataset, &args.data, &trainer)?;
+    // Every metrics.csv column between epoch and images/s: the loss terms, then FID.
+    let mut names: Vec<String> = loss_names(t.objective)
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let fid_column = probe.as_ref().map(|_| {
+        names.push("fid".to_string());
+        names.len() - 1
+    });
+    let mut last_evaluation = None;
 
     std::fs::create_dir_all(out.join("samples"))
         .with_context(|| format!("{}: cannot create it", out.display()))?;
     let resolved = toml::to_string_pretty(&trainer.config)?;
     write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
-    let mut metrics = Metrics::open(
-        &out.join("metrics.csv"),
-        loss_names(t.objective),
-        Some(trainer.step),
-    )?;
+    let mut metrics = Metrics::open(&out.join("metrics.csv"), &names, Some(trainer.step))?;
     let mut saver = Saver {
         dir: checkpoint_dir,
         keep: trainer.config.run.keep_checkpoints,
@@ -189,11 +195,7 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
         {
             let problem = format!("step {}: {name} = {value}", trainer.step);
             (trainer, info) = bar.suspend(|| recover(&problem, &saver, &device, info))?;
-            metrics = Metrics::open(
-                &out.join("metrics.csv"),
-                loss_names(t.objective),
-                Some(trainer.step),
-            )?;
+            metrics = Metrics::open(&out.join("metrics.csv"), &names, Some(trainer.step))?;
             latest.fill(f64::NAN);
             bar.set_position(trainer.step);
             continue;
@@ -202,6 +204,15 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
         let step_seconds = step_start.elapsed().as_secs_f64();
         let wall = elapsed_before + session_start.elapsed().as_secs_f64();
         let epoch = batches.epoch_of(trainer.step - 1) + 1;
+        let end_of_epoch = trainer.step.is_multiple_of(batches.steps_per_epoch());
+        if let (Some(probe), Some(column), true) = (&probe, fid_column, end_of_epoch)
+            && epoch.is_multiple_of(trainer.config.run.fid_epochs as u64)
+        {
+            info.elapsed_seconds = wall;
+            let evaluation = bar.suspend(|| measure_fid(probe, &trainer, &mut info, &saver.dir))?;
+            latest[column] = evaluation.scores.fid;
+            last_evaluation = Some((trainer.step, evaluation));
+        }
         metrics.append(
             trainer.step,
             epoch,
@@ -209,6 +220,9 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
             batches.batch_size as f64 / step_seconds,
             wall,
         )?;
+        if let Some(column) = fid_column {
+            latest[column] = f64::NAN;
+        }
         let session_steps = trainer.step - session_first_step;
         let rate = session_steps as f64 * batches.batch_size as f64
             / session_start.elapsed().as_secs_f64();
@@ -227,7 +241,6 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
             last_log = Instant::now();
         }
 
-        let end_of_epoch = trainer.step.is_multiple_of(batches.steps_per_epoch());
         info.elapsed_seconds = wall;
         if end_of_epoch {
             let run = &trainer.config.run;
@@ -249,6 +262,15 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
     }
     bar.finish_and_clear();
 
+    if let Some(probe) = &probe
+        && stop_reason != "interrupted"
+        && last_evaluation
+            .as_ref()
+            .is_none_or(|(step, _)| *step != trainer.step)
+    {
+        let evaluation = measure_fid(probe, &trainer, &mut info, &saver.dir)?;
+        last_evaluation = Some((trainer.step, evaluation));
+    }
     info.elapsed_seconds = elapsed_before + session_start.elapsed().as_secs_f64();
     metrics.flush()?;
     plot::draw(&out.join("loss.png"), &names, &metrics.rows()?)?;
@@ -258,8 +280,11 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
         &trainer,
         &out.join(format!("samples/epoch_{final_epoch:04}.png")),
     )?;
+    let evaluation = last_evaluation
+        .filter(|(step, _)| *step == trainer.step)
+        .map(|(_, e)| e);
     let model_path = out.join("model.safetensors");
-    write_model(&trainer, &info, &model_path)?;
+    write_model(&trainer, &info, evaluation, &model_path)?;
     println!(
         "{stop_reason} at step {} of {total_steps} ({} in this session, {} in all)",
         trainer.step,
@@ -406,6 +431,35 @@ impl Saver {
     }
 }
 
+/// One FID measurement: printed, and when it is the run's best, its checkpoint kept as
+/// best-fid.safetensors (outside the rotation of step-* checkpoints).
+fn measure_fid(
+    probe: &FidProbe,
+    trainer: &Trainer,
+    info: &mut RunInfo,
+    checkpoint_dir: &Path,
+) -> Result<Evaluation> {
+    let start = Instant::now();
+    let evaluation = probe.measure(trainer)?;
+    let fid = evaluation.scores.fid;
+    let best = info.best_fid.is_none_or(|(best, _)| fid < best);
+    if best {
+        info.best_fid = Some((fid, trainer.step));
+        let bytes = checkpoint::encode(trainer, info).context("cannot write a checkpoint")?;
+        write_atomic(&checkpoint_dir.join(BEST_FID_CHECKPOINT), &bytes)?;
+    }
+    let (best_fid, best_step) = info.best_fid.expect("set above");
+    println!(
+        "step {}: FID {fid:.2} on {} portraits (floor {:.2}; best {best_fid:.2} at step {best_step}{}) in {}",
+        trainer.step,
+        evaluation.n,
+        evaluation.floor.unwrap_or(f64::NAN),
+        if best { ", saved" } else { "" },
+        format_seconds(start.elapsed().as_secs_f64())
+    );
+    Ok(evaluation)
+}
+
 /// The fixed-latent sample grid: the same portraits' evolution across epochs.
 fn write_samples(trainer: &Trainer, path: &Path) -> Result<()> {
     let generator = trainer.sampling_generator();
@@ -417,9 +471,18 @@ fn write_samples(trainer: &Trainer, path: &Path) -> Result<()> {
 }
 
 /// The page-ready model file: f16, from the moving average when there is one.
-fn write_model(trainer: &Trainer, info: &RunInfo, path: &Path) -> Result<()> {
+fn write_model(
+    trainer: &Trainer,
+    info: &RunInfo,
+    evaluation: Option<Evaluation>,
+    path: &Path,
+) -> Result<()> {
     let config = &trainer.config;
     let mut header = Header::new(config.model.clone());
+    if let Some(evaluation) = evaluation {
+        header.metrics = evaluation.metrics();
+        header.evaluation = Some(evaluation);
+    }
     header.dataset = info.dataset.clone();
     header.steps = trainer.step;
     header.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();

@@ -1,0 +1,117 @@
+//! FID during training (`run.fid_epochs`): portraits 0..n of a fixed seed from the sampling
+//! generator against a held-out reference set, with the real-vs-real floor (as many
+//! training images against the same reference) measured once at the start.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use retrato::data::Dataset;
+use retrato::eval::extractor::Extractor;
+use retrato::eval::inception::FEATURES;
+use retrato::eval::scores::{ScoreOptions, score};
+use retrato::eval::stats::frechet_distance_of_features;
+use retrato::train::Trainer;
+use retrato::train::config::RunOptions;
+use retrato::weights::Evaluation;
+
+use crate::cli::eval::sets::{Set, read_set};
+
+/// Seed of the portraits behind every FID of a run (the same ones each time).
+pub const FID_SEED: u64 = 0;
+
+pub struct FidProbe {
+    extractor: Extractor,
+    reference: Vec<f32>,
+    reference_name: String,
+    n: usize,
+    floor: Option<f64>,
+    floor_set: String,
+}
+
+impl FidProbe {
+    /// None when the run measures no FID; reads (or computes once, then caches) the
+    /// reference's and the floor's features.
+    pub fn open(
+        run: &RunOptions,
+        train: &Dataset,
+        data: &Path,
+        trainer: &Trainer,
+    ) -> Result<Option<Self>> {
+        if run.fid_epochs == 0 {
+            return Ok(None);
+        }
+        let device = trainer.device().clone().inner();
+        let cache = retrato::data::cache::default_cache_dir().join("features");
+        let extractor = Extractor::open(Path::new(&run.fid_inception), Some(cache), 16, &device)
+            .map_err(anyhow::Error::msg)
+            .context("run.fid_inception")?;
+        let path = Path::new(&run.fid_reference);
+        let reference = read_set(path, train.size, None)
+            .context("run.fid_reference")?
+            .features(&extractor)?;
+        let n = run.fid_images.min(reference.count()).min(train.count);
+        if n < run.fid_images {
+            println!(
+                "note: FID on {n} images (run.fid_images = {}, but the reference or the training set holds fewer)",
+                run.fid_images
+            );
+        }
+        let mut reference = reference.values;
+        reference.truncate(n * FEATURES);
+        let per_image = train.size * train.size * 3;
+        let floor_set = crate::cli::eval::sets::ImageSet {
+            label: format!("{} (first {n})", data.display()),
+            pixels: train.pixels[..n * per_image].to_vec(),
+            size: train.size,
+            real: true,
+        };
+        let floor_features = Set::Images(floor_set).features(&extractor)?;
+        let floor = frechet_distance_of_features(&floor_features.values, &reference, FEATURES)
+            .map_err(anyhow::Error::msg)?;
+        let reference_name = path.file_name().map_or(run.fid_reference.clone(), |f| {
+            f.to_string_lossy().into_owned()
+        });
+        println!(
+            "FID every {} epochs: {n} portraits against {reference_name}; real-vs-real floor {floor:.2}",
+            run.fid_epochs
+        );
+        Ok(Some(Self {
+            extractor,
+            reference,
+            reference_name,
+            n,
+            floor: Some(floor),
+            floor_set: data
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
+        }))
+    }
+
+    /// FID and the rest of `eval fid`'s numbers for the trainer's sampling generator now.
+    pub fn measure(&self, trainer: &Trainer) -> Result<Evaluation> {
+        let generator = trainer.sampling_generator();
+        let device = generator.device();
+        let (pixels, size) =
+            retrato::sample::portrait_pixels(&generator, FID_SEED, self.n, &device);
+        let portraits = self
+            .extractor
+            .features(&pixels, size, &mut |_| {})
+            .map_err(anyhow::Error::msg)?;
+        let options = ScoreOptions {
+            seed: FID_SEED,
+            ..ScoreOptions::default()
+        };
+        let scores =
+            score(&portraits, &self.reference, FEATURES, options).map_err(anyhow::Error::msg)?;
+        Ok(Evaluation {
+            reference: self.reference_name.clone(),
+            n: self.n,
+            seed: FID_SEED,
+            network: self.extractor.network_label(),
+            scores,
+            floor: self.floor,
+            floor_set: Some(self.floor_set.clone()),
+            measured: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        })
+    }
+}
