@@ -97,3 +97,33 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
         .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32)
         .collect()
 }
+
+/// Purpose tag of the noise behind variations (see [`variations`]).
+const VARIATION_STREAM: u64 = 0x7661_7269_6174_696F;
+
+/// `count` variations of portrait `index` of `seed`: z·cos θ + n_k·sin θ with fresh standard
+/// normal n_k and θ = strength·π/2, so every variation is itself a standard normal sample
+/// (strength 0: the portrait itself; 1: unrelated portraits). Deterministic in all arguments.
+pub fn variations(seed: u64, index: u64, dim: usize, count: usize, strength: f32) -> Vec<f32> {
+    let z = latent(seed, index, dim);
+    let theta = strength.clamp(0.0, 1.0) as f64 * core::f64::consts::FRAC_PI_2;
+    let (keep, add) = (libm::cos(theta), libm::sin(theta));
+    let noise_seed = mix(seed ^ mix(index ^ VARIATION_STREAM));
+    (0..count as u64)
+        .flat_map(|k| {
+            let noise = latent(noise_seed, k, dim);
+            z.iter()
+                .zip(noise)
+                .map(|(a, b)| (keep * *a as f64 + add * b as f64) as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `frames` latents from `a` to `b` along the sphere (both ends included), row-major.
+pub fn interpolation(a: &[f32], b: &[f32], frames: usize) -> Vec<f32> {
+    let last = frames.saturating_sub(1).max(1) as f32;
+    (0..frames)
+        .flat_map(|i| slerp(a, b, i as f32 / last))
+        .collect()
+}

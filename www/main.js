@@ -1,96 +1,276 @@
-// The page: picks the backend, loads a model from www/models, draws seeded portraits.
-// All model work happens in the wasm library; this file only wires the DOM.
-import init, { initBackend, loadModel, generate } from "../retrato.js";
+// The page: wires the DOM to the model worker (engine.js). Everything about models, latents
+// and pixels happens in the wasm library inside the worker; this file only decides what to
+// ask for and draws the answers.
+import { Engine } from "./engine.js";
+import { drawGrid, tileAt, animate, downloadPng, downloadTile, recordWebm } from "./grid.js";
+import { readHash, writeHash } from "./share.js";
 
 const $ = (id) => document.getElementById(id);
-const TILE_PADDING = 2; // the CLI's grid padding, so both grids look alike
-const COUNT = 16;
+const MORPH_FRAMES = 16;
+const VARIATION_STRENGTH = 0.3;
 
-function setStatus(text) { $("status").textContent = text; }
+const state = {
+  catalog: [],
+  entry: null, // the catalogue entry, or null for a file from disk
+  modelName: "",
+  count: 16,
+  view: "grid", // "grid": portraits of the seed; "variations": around the selected one
+  selected: -1,
+  origin: null, // for variations: { seed, index }
+  portraits: null,
+  layout: null,
+  morphFrom: null,
+  morph: null,
+  stopMorph: () => {},
+};
+
+function setStatus(text, kind = "info") {
+  $("status").textContent = text;
+  $("status").dataset.kind = kind;
+}
 
 function showBackend(backend) {
   const badge = $("backend");
   badge.dataset.state = backend.name;
   badge.textContent = backend.name === "webgpu" ? "WebGPU" : "CPU";
-  badge.title = backend.reason;
-  setStatus(backend.reason);
+  badge.title = backend.adapter ? `${backend.reason} · ${backend.adapter}` : backend.reason;
+  $("backend-reason").textContent = badge.title;
 }
 
-async function fetchModel(entry) {
+const engine = new Engine({ onBackend: showBackend });
+
+function describe(info, name) {
+  const { family, image_size: size } = info.model;
+  const e = info.evaluation;
+  const quality = e
+    ? `FID ${e.fid.toFixed(1)} on ${e.n} portraits against ${e.reference}` +
+      (e.floor === undefined || e.floor === null ? "" : ` (real-vs-real floor ${e.floor.toFixed(1)})`)
+    : info.metrics.fid === undefined ? "FID not measured" : `FID ${info.metrics.fid.toFixed(1)}`;
+  return `${name}: ${family.toUpperCase()}, ${size}×${size}, trained on ${info.dataset || "unknown data"} ` +
+    `(${info.steps} steps), ${quality}. ${info.notes}`;
+}
+
+async function loadBytes(bytes, name, entry) {
+  setStatus(`loading ${name}…`);
+  const info = await engine.load(bytes);
+  state.entry = entry;
+  state.modelName = name;
+  $("card").textContent = describe(info, name);
+  if (entry) $("model").value = entry.file;
+}
+
+async function loadEntry(entry) {
   const response = await fetch(`www/models/${entry.file}`);
   if (!response.ok) throw new Error(`${entry.file}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  await loadBytes(new Uint8Array(await response.arrayBuffer()), entry.label, entry);
 }
 
-function describe(info, entry) {
-  const fid = info.metrics.fid === undefined ? "FID not measured" : `FID ${info.metrics.fid.toFixed(1)}`;
-  const { family, image_size: size } = info.model;
-  return `${entry.label}: ${family.toUpperCase()}, ${size}×${size}, ` +
-    `trained on ${info.dataset || "unknown data"} (${info.steps} steps), ${fid}. ${info.notes}`;
-}
-
-function draw(portraits) {
-  const { count, width, height, rgba } = portraits;
-  const columns = Math.ceil(Math.sqrt(count));
-  const rows = Math.ceil(count / columns);
-  const canvas = $("grid");
-  canvas.width = columns * (width + TILE_PADDING) + TILE_PADDING;
-  canvas.height = rows * (height + TILE_PADDING) + TILE_PADDING;
-  const context = canvas.getContext("2d");
-  context.fillStyle = "#181818";
-  context.fillRect(0, 0, canvas.width, canvas.height);
-  const tileBytes = width * height * 4;
-  for (let i = 0; i < count; i++) {
-    const tile = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + i * tileBytes, tileBytes), width, height);
-    const x = TILE_PADDING + (i % columns) * (width + TILE_PADDING);
-    const y = TILE_PADDING + Math.floor(i / columns) * (height + TILE_PADDING);
-    context.putImageData(tile, x, y);
+/// A model file from the visitor's disk; a bad one is refused and the current model stays.
+async function loadFile(file) {
+  try {
+    await loadBytes(new Uint8Array(await file.arrayBuffer()), file.name, null);
+    state.view = "grid";
+    await render();
+  } catch (error) {
+    setStatus(`${file.name}: ${error.message ?? error}. The current model (${state.modelName}) is still loaded.`, "error");
   }
-  canvas.dataset.seed = $("seed").value;
-  canvas.dataset.drawn = String(count);
 }
 
-async function run() {
-  const button = $("generate");
-  button.disabled = true;
+function seed() {
+  return $("seed").value.trim();
+}
+
+function shareState() {
+  const selected = state.view === "variations" ? state.origin.index : state.selected;
+  return { model: state.entry?.file, seed: seed(), count: state.count, selected, view: state.view };
+}
+
+async function render() {
+  setBusy(true);
   try {
     const started = performance.now();
-    const portraits = await generate($("seed").value, 0, COUNT);
-    draw(portraits);
-    setStatus(`${portraits.count} portraits in ${Math.round(performance.now() - started)} ms`);
+    const portraits = state.view === "variations"
+      ? await engine.run("variations", { ...state.origin, count: state.count, strength: VARIATION_STRENGTH })
+      : await engine.run("generate", { seed: seed(), first: 0, count: state.count });
+    state.portraits = portraits;
+    if (state.selected >= portraits.count) state.selected = -1;
+    redraw();
+    const total = Math.round(performance.now() - started);
+    const what = state.view === "variations"
+      ? `${portraits.count} variations of portrait ${state.origin.index} of seed ${state.origin.seed}`
+      : `${portraits.count} portrait${portraits.count === 1 ? "" : "s"} of seed ${seed()}`;
+    $("timing").textContent = `${Math.round(portraits.ms)} ms in the model, ${total} ms in all · ` +
+      `${engine.backend.name === "webgpu" ? "WebGPU" : "CPU (wasm)"}${engine.backend.adapter ? ` · ${engine.backend.adapter}` : ""}`;
+    setStatus(what);
+    writeHash(shareState());
   } catch (error) {
-    setStatus(String(error.message ?? error));
+    setStatus(String(error.message ?? error), "error");
   } finally {
-    button.disabled = false;
+    setBusy(false);
   }
 }
 
-async function selectModel(entry) {
-  setStatus(`loading ${entry.label}…`);
-  const info = loadModel(await fetchModel(entry));
-  $("card").textContent = describe(info, entry);
+function redraw() {
+  const canvas = $("grid");
+  state.layout = drawGrid(canvas, state.portraits, { selected: [state.selected] });
+  canvas.dataset.seed = seed();
+  canvas.dataset.view = state.view;
+  canvas.dataset.drawn = String(state.portraits.count);
+  showSelection();
+}
+
+function showSelection() {
+  const i = state.selected;
+  const has = i >= 0 && state.portraits;
+  for (const id of ["variations", "morph", "download-one"]) $(id).disabled = !has;
+  $("variations").disabled = !has || state.view !== "grid";
+  $("morph").disabled = !has || state.view !== "grid";
+  $("selection").textContent = !has ? "Click a portrait to select it."
+    : state.view === "grid" ? `Portrait ${i} of seed ${seed()}` : `Variation ${i}`;
+  const zoom = $("zoom");
+  if (!has) { zoom.hidden = true; return; }
+  zoom.hidden = false;
+  zoom.width = state.portraits.width;
+  zoom.height = state.portraits.height;
+  drawGrid(zoom, { ...state.portraits, count: 1, rgba: state.portraits.rgba.subarray(i * zoom.width * zoom.height * 4) }, { columns: 1 });
+}
+
+function setBusy(busy) {
+  for (const id of ["generate", "random", "model"]) $(id).disabled = busy;
+  document.body.dataset.busy = String(busy);
+}
+
+async function select(i) {
+  if (i < 0) return;
+  if (state.morphFrom && state.view === "grid") {
+    const to = { seed: seed(), index: i };
+    const from = state.morphFrom;
+    state.morphFrom = null;
+    await morph(from, to);
+    return;
+  }
+  state.selected = i;
+  redraw();
+  writeHash(shareState());
+}
+
+async function morph(from, to) {
+  setBusy(true);
+  try {
+    const frames = await engine.run("interpolate", { from, to, frames: MORPH_FRAMES });
+    state.morph = { frames, from, to };
+    state.stopMorph();
+    $("morph-panel").hidden = false;
+    drawGrid($("morph-strip"), frames, { columns: frames.count });
+    state.stopMorph = animate($("morph-player"), frames);
+    $("morph-title").textContent = `Portrait ${from.index} of seed ${from.seed} → portrait ${to.index} of seed ${to.seed}`;
+    $("morph-strip").dataset.drawn = String(frames.count);
+    setStatus(`morph of ${frames.count} frames in ${Math.round(frames.ms)} ms`);
+  } catch (error) {
+    setStatus(String(error.message ?? error), "error");
+  } finally {
+    setBusy(false);
+  }
+}
+
+function wire() {
+  $("model").addEventListener("change", async () => {
+    try {
+      await loadEntry(state.catalog.find((m) => m.file === $("model").value));
+      state.view = "grid";
+      await render();
+    } catch (error) {
+      setStatus(String(error.message ?? error), "error");
+    }
+  });
+  $("generate").addEventListener("click", () => { state.view = "grid"; render(); });
+  $("random").addEventListener("click", () => {
+    $("seed").value = String(Math.floor(Math.random() * 2 ** 32));
+    state.view = "grid";
+    state.selected = -1;
+    render();
+  });
+  $("seed").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { state.view = "grid"; render(); }
+  });
+  for (const radio of document.querySelectorAll("input[name=count]")) {
+    radio.addEventListener("change", () => { state.count = Number(radio.value); render(); });
+  }
+  const grid = $("grid");
+  grid.addEventListener("click", (event) => select(tileAt(grid, state.layout, event)));
+  grid.addEventListener("keydown", (event) => {
+    if (!state.layout) return;
+    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: state.layout.columns, ArrowUp: -state.layout.columns };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = Math.min(state.layout.count - 1, Math.max(0, (state.selected < 0 ? 0 : state.selected + moves[event.key])));
+      select(next);
+    } else if (event.key === "Enter" && state.selected >= 0) {
+      select(state.selected);
+    }
+  });
+  $("variations").addEventListener("click", () => {
+    state.origin = { seed: seed(), index: state.selected };
+    state.view = "variations";
+    state.selected = -1;
+    render();
+  });
+  $("back").addEventListener("click", () => { state.view = "grid"; state.selected = state.origin?.index ?? -1; render(); });
+  $("morph").addEventListener("click", () => {
+    state.morphFrom = { seed: seed(), index: state.selected };
+    setStatus(`Morph from portrait ${state.selected} of seed ${seed()}: now click the portrait to morph into (change the seed first if you like).`);
+  });
+  $("download-grid").addEventListener("click", () => downloadPng($("grid"), `retrato-${seed()}.png`));
+  $("download-one").addEventListener("click", () => downloadTile(state.portraits, state.selected, `retrato-${seed()}-${state.selected}.png`));
+  $("morph-png").addEventListener("click", () => downloadPng($("morph-strip"), "retrato-morph.png"));
+  $("morph-webm").addEventListener("click", () => recordWebm(state.morph.frames, "retrato-morph.webm"));
+  $("smooth").addEventListener("change", () => { document.body.dataset.smooth = String($("smooth").checked); });
+  $("share").addEventListener("click", async () => {
+    const link = writeHash(shareState());
+    try {
+      await navigator.clipboard.writeText(link);
+      setStatus("Link copied: it opens these portraits.");
+    } catch {
+      setStatus(`Share this link: ${link}`);
+    }
+  });
+  $("file").addEventListener("change", () => { if ($("file").files[0]) loadFile($("file").files[0]); });
+  document.addEventListener("dragover", (event) => { event.preventDefault(); document.body.dataset.drop = "true"; });
+  document.addEventListener("dragleave", () => { document.body.dataset.drop = "false"; });
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    document.body.dataset.drop = "false";
+    const file = event.dataTransfer?.files?.[0];
+    if (file) loadFile(file);
+  });
 }
 
 async function main() {
-  await init();
-  const forceCpu = new URLSearchParams(location.search).get("backend") === "cpu";
-  showBackend(await initBackend(forceCpu));
-  const catalog = await (await fetch("www/models/models.json")).json();
-  const picker = $("model");
-  for (const entry of catalog.models) picker.add(new Option(entry.label, entry.file));
-  const entryFor = (file) => catalog.models.find((m) => m.file === file);
-  picker.addEventListener("change", async () => { await selectModel(entryFor(picker.value)); await run(); });
-  $("generate").addEventListener("click", run);
-  $("random").addEventListener("click", () => {
-    $("seed").value = String(Math.floor(Math.random() * 2 ** 32));
-    run();
-  });
-  await selectModel(catalog.models[0]);
-  await run();
+  wire();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch((error) => console.warn("offline mode unavailable:", error));
+  }
+  const params = new URLSearchParams(location.search);
+  await engine.start(params.get("backend") === "cpu");
+  state.catalog = (await (await fetch("www/models/models.json")).json()).models;
+  for (const entry of state.catalog) $("model").add(new Option(entry.label, entry.file));
+  const shared = readHash();
+  if (shared.seed !== undefined) $("seed").value = shared.seed;
+  state.count = shared.count ?? state.count;
+  document.querySelector(`input[name=count][value="${state.count}"]`).checked = true;
+  const entry = state.catalog.find((m) => m.file === shared.model) ?? state.catalog[0];
+  await loadEntry(entry);
+  if (shared.view === "variations" && shared.selected !== undefined) {
+    state.origin = { seed: seed(), index: shared.selected };
+    state.view = "variations";
+  } else {
+    state.selected = shared.selected ?? -1;
+  }
+  await render();
 }
 
 main().catch((error) => {
   $("backend").dataset.state = "error";
   $("backend").textContent = "error";
-  setStatus(`retrato could not start: ${error.message ?? error}`);
+  setStatus(`retrato could not start: ${error.message ?? error}`, "error");
 });

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
 use npyz::WriterBuilder;
 use retrato::image_grid::{grid, png_bytes, square_grid, to_rgb8};
-use retrato::latent::{latent, slerp};
+use retrato::latent::{interpolation, latent, variations};
 use retrato::model::Generator;
 use retrato::sample::{BATCH, latents_tensor, read, run};
 
@@ -34,8 +34,15 @@ pub struct SampleArgs {
     #[arg(long)]
     each: Option<PathBuf>,
     /// Take the latent vectors from a float32 .npy (N×nz or N×nz×1×1) instead of the seed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "variations_of")]
     latents: Option<PathBuf>,
+    /// Draw N variations of portrait INDEX of --seed instead (what the page's "variations"
+    /// shows for the same portrait).
+    #[arg(long, value_name = "INDEX")]
+    variations_of: Option<u64>,
+    /// How far variations stray: 0 is the portrait itself, 1 an unrelated one.
+    #[arg(long, default_value_t = 0.3)]
+    strength: f32,
     /// Also write the generator's raw float32 output, N×C×H×W, as .npy.
     #[arg(long)]
     raw: Option<PathBuf>,
@@ -74,9 +81,10 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
     let device = args.device.device()?;
     let generator = load_generator(&args.model, &device)?;
     let dim = generator.latent_dim();
-    let z = match &args.latents {
-        Some(path) => read_latents(path, dim)?,
-        None => retrato::latent::latents(args.seed, args.first, args.n, dim),
+    let z = match (&args.latents, args.variations_of) {
+        (Some(path), _) => read_latents(path, dim)?,
+        (None, Some(index)) => variations(args.seed, index, dim, args.n, args.strength),
+        (None, None) => retrato::latent::latents(args.seed, args.first, args.n, dim),
     };
     let (pixels, dims) = generate(&generator, z.clone(), dim, &device, false);
     if let Some(path) = &args.raw {
@@ -87,9 +95,10 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
     let images = to_rgb8(&pixels, dims);
     if let Some(folder) = &args.each {
         for (i, image) in images.iter().enumerate() {
-            let name = match &args.latents {
-                Some(_) => format!("portrait-{i:04}.png"),
-                None => format!("portrait-{}-{:04}.png", args.seed, args.first + i as u64),
+            let name = match (&args.latents, args.variations_of) {
+                (Some(_), _) => format!("portrait-{i:04}.png"),
+                (None, Some(index)) => format!("variation-{}-{index}-{i:04}.png", args.seed),
+                (None, None) => format!("portrait-{}-{:04}.png", args.seed, args.first + i as u64),
             };
             write_atomic(&folder.join(name), &png_bytes(image))?;
         }
@@ -112,9 +121,7 @@ pub fn run_interpolate(args: InterpolateArgs) -> Result<()> {
     let generator = load_generator(&args.model, &device)?;
     let dim = generator.latent_dim();
     let (a, b) = (latent(args.from, 0, dim), latent(args.to, 0, dim));
-    let z: Vec<f32> = (0..args.steps)
-        .flat_map(|i| slerp(&a, &b, i as f32 / (args.steps - 1) as f32))
-        .collect();
+    let z = interpolation(&a, &b, args.steps);
     let (pixels, dims) = generate(&generator, z, dim, &device, false);
     let images = to_rgb8(&pixels, dims);
     write_atomic(&args.out, &png_bytes(&grid(&images, images.len())))?;

@@ -8,8 +8,9 @@ use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::latent;
 use crate::model::Generator;
-use crate::sample::{run, seeded_latents};
+use crate::sample::{latents_tensor, run};
 use crate::weights::ModelFile;
 
 /// What runs the model, and why that one.
@@ -19,6 +20,8 @@ pub struct Backend {
     pub name: String,
     /// One sentence for the page's badge.
     pub reason: String,
+    /// The GPU adapter's vendor, architecture and description, as the browser names them.
+    pub adapter: String,
 }
 
 /// Portraits as RGBA bytes, tile after tile, for `ImageData`.
@@ -62,14 +65,15 @@ pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
     }
     let (device, backend) = match force_cpu {
         true => cpu("CPU chosen in the page's settings".into()),
-        false => match webgpu_available().await {
+        false => match webgpu_adapter().await {
             Err(reason) => cpu(format!("WebGPU unavailable ({reason}): running on CPU")),
-            Ok(()) => match Device::wgpu_options().init_async().await {
+            Ok(adapter) => match Device::wgpu_options().init_async().await {
                 Ok(device) => (
                     device,
                     Backend {
                         name: "webgpu".into(),
                         reason: "running on your GPU (WebGPU)".into(),
+                        adapter,
                     },
                 ),
                 Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
@@ -93,13 +97,14 @@ fn cpu(reason: String) -> (Device, Backend) {
         Backend {
             name: "cpu".into(),
             reason,
+            adapter: String::new(),
         },
     )
 }
 
 /// Asks the browser for an adapter before burn does, so that "no WebGPU" is a clear reason
-/// rather than a panic deep in wgpu.
-async fn webgpu_available() -> Result<(), String> {
+/// rather than a panic deep in wgpu; returns the adapter's name.
+async fn webgpu_adapter() -> Result<String, String> {
     let global = js_sys::global();
     let navigator =
         js_sys::Reflect::get(&global, &"navigator".into()).map_err(|_| "no navigator")?;
@@ -115,10 +120,24 @@ async fn webgpu_available() -> Result<(), String> {
     let adapter = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
         .await
         .map_err(|_| "requestAdapter failed")?;
-    match adapter.is_null() || adapter.is_undefined() {
-        true => Err("no GPU adapter was offered".into()),
-        false => Ok(()),
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("no GPU adapter was offered".into());
     }
+    let info = js_sys::Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+    let field = |name: &str| {
+        js_sys::Reflect::get(&info, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .filter(|v| !v.is_empty())
+    };
+    let parts: Vec<String> = ["vendor", "architecture", "description"]
+        .iter()
+        .filter_map(|name| field(name))
+        .collect();
+    Ok(match parts.is_empty() {
+        true => "unnamed adapter".into(),
+        false => parts.join(" "),
+    })
 }
 
 /// Validates a model file's bytes and makes it the current generator; returns its header
@@ -138,15 +157,56 @@ pub fn load_model(bytes: &[u8]) -> Result<JsValue, JsError> {
 /// JavaScript's exact integers), the same as `retrato sample --seed` gives.
 #[wasm_bindgen]
 pub async fn generate(seed: String, first: u32, count: u32) -> Result<JsValue, JsError> {
-    let seed: u64 = seed.trim().parse().map_err(|_| {
+    let seed = parse_seed(&seed)?;
+    portraits_of(|dim| latent::latents(seed, first as u64, count as usize, dim)).await
+}
+
+/// `count` variations of portrait `index` of `seed` (`retrato sample --variations-of`).
+#[wasm_bindgen]
+pub async fn variations(
+    seed: String,
+    index: u32,
+    count: u32,
+    strength: f32,
+) -> Result<JsValue, JsError> {
+    let seed = parse_seed(&seed)?;
+    portraits_of(|dim| latent::variations(seed, index as u64, dim, count as usize, strength)).await
+}
+
+/// `frames` portraits morphing portrait `from_index` of `from_seed` into portrait
+/// `to_index` of `to_seed` along the sphere of latent space (both ends included).
+#[wasm_bindgen]
+pub async fn interpolate(
+    from_seed: String,
+    from_index: u32,
+    to_seed: String,
+    to_index: u32,
+    frames: u32,
+) -> Result<JsValue, JsError> {
+    let (from, to) = (parse_seed(&from_seed)?, parse_seed(&to_seed)?);
+    portraits_of(|dim| {
+        let a = latent::latent(from, from_index as u64, dim);
+        let b = latent::latent(to, to_index as u64, dim);
+        latent::interpolation(&a, &b, frames as usize)
+    })
+    .await
+}
+
+fn parse_seed(seed: &str) -> Result<u64, JsError> {
+    seed.trim().parse().map_err(|_| {
         JsError::new(&format!(
             "seed must be a whole number from 0 to {}, not '{seed}'",
             u64::MAX
         ))
-    })?;
+    })
+}
+
+/// Runs the current generator on the latents `make(latent_dim)` gives (row-major), as RGBA.
+async fn portraits_of(make: impl FnOnce(usize) -> Vec<f32>) -> Result<JsValue, JsError> {
     let (device, generator) = with_state(|s| (s.device.clone(), s.generator.clone()))?;
     let generator = generator.ok_or_else(|| JsError::new("no model loaded"))?;
-    let z = seeded_latents(&generator, seed, first as u64, count as usize, &device);
+    let dim = generator.latent_dim();
+    let z = latents_tensor(make(dim), dim, &device);
     let images: Tensor<4> = run(&generator, z, false);
     let [n, c, h, w] = images.dims();
     // [N, C, H, W] → [N, H, W, C] bytes, done on the device so only bytes cross back.
