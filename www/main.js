@@ -96,6 +96,9 @@ async function render() {
     if (state.selected >= portraits.count) state.selected = -1;
     redraw();
     const total = Math.round(performance.now() - started);
+    // Marks for the page benchmark (bench/web.mjs) and anyone's DevTools.
+    performance.measure("retrato:render", { start: started });
+    if (performance.getEntriesByName("retrato:first-portraits").length === 0) performance.mark("retrato:first-portraits");
     const what = state.view === "variations"
       ? `${portraits.count} variations of portrait ${state.origin.index} of seed ${state.origin.seed}`
       : `${portraits.count} portrait${portraits.count === 1 ? "" : "s"} of seed ${seed()}`;

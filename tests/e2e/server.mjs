@@ -15,13 +15,16 @@ const TYPES = {
   ".safetensors": "application/octet-stream",
 };
 
-export async function serve(root) {
+/// Serves `root` at /, and each `mounts` entry ("/prefix/": folder) at its prefix.
+export async function serve(root, mounts = {}) {
   const requests = [];
   const server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url, "http://localhost").pathname);
     requests.push(path);
-    const file = join(root, normalize(path.endsWith("/") ? `${path}index.html` : path));
-    if (!file.startsWith(root)) {
+    const [prefix, base] = Object.entries(mounts).find(([p]) => path.startsWith(p)) ?? ["/", root];
+    const rest = `/${path.slice(prefix.length)}`;
+    const file = join(base, normalize(rest.endsWith("/") ? `${rest}index.html` : rest));
+    if (!file.startsWith(base)) {
       response.writeHead(403).end();
       return;
     }
