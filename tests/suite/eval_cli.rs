@@ -50,6 +50,17 @@ fn write_u8_npy(path: &Path, shape: &[u64], values: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// `eval fid` on 6 images with KID subsets that fit them, as JSON.
+const SIX_IMAGES_JSON: [&str; 7] = [
+    "--n",
+    "6",
+    "--kid-subsets",
+    "5",
+    "--kid-subset-size",
+    "4",
+    "--json",
+];
+
 fn json(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -76,15 +87,7 @@ fn fid_of_a_set_with_itself_is_zero_and_features_stand_in_for_images() {
         a.to_string_lossy().into_owned(),
         b.to_string_lossy().into_owned(),
     );
-    let common = [
-        "--n",
-        "6",
-        "--kid-subsets",
-        "5",
-        "--kid-subset-size",
-        "4",
-        "--json",
-    ];
+    let common = SIX_IMAGES_JSON;
 
     let mut args = vec!["eval", "fid", "--real", &a, "--real", &a];
     args.extend(common);
@@ -166,15 +169,26 @@ fn bad_eval_inputs_get_one_clear_line() {
     }
 }
 
-#[test]
-fn a_model_is_scored_with_its_floor_recorded_in_its_card_and_real_features_cached() {
+/// A temporary folder, its own cache folder, and a tiny random DCGAN model file in it.
+fn tiny_model() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let (model, reference, train) = (p("g.safetensors"), p("ref.npy"), p("train.npy"));
+    let model = dir
+        .path()
+        .join("g.safetensors")
+        .to_string_lossy()
+        .into_owned();
     text(&retrato(&[
         "init", "--family", "dcgan", "--width", "4", "--out", &model,
     ]));
+    let cache = dir.path().join("cache");
+    (dir, cache, model)
+}
+
+#[test]
+fn a_model_is_scored_with_its_floor_recorded_in_its_card_and_real_features_cached() {
+    let (dir, cache, model) = tiny_model();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (reference, train) = (p("ref.npy"), p("train.npy"));
     let faces = |first: u64| -> Vec<u8> {
         (first..first + 6)
             .flat_map(|i| crate::toy::toy_face(64, i).into_raw())
@@ -183,23 +197,9 @@ fn a_model_is_scored_with_its_floor_recorded_in_its_card_and_real_features_cache
     write_u8_npy(Path::new(&reference), &[6, 64, 64, 3], &faces(0));
     write_u8_npy(Path::new(&train), &[6, 64, 64, 3], &faces(50));
     let args = [
-        "eval",
-        "fid",
-        "--model",
-        &model,
-        "--ref",
-        &reference,
-        "--floor",
-        &train,
-        "--n",
-        "6",
-        "--kid-subsets",
-        "5",
-        "--kid-subset-size",
-        "4",
-        "--json",
-        "--record",
+        "eval", "fid", "--model", &model, "--ref", &reference, "--floor", &train, "--record",
     ];
+    let args = [&args[..], &SIX_IMAGES_JSON[..]].concat();
     let first = json(&retrato_cached(&cache, &args));
     assert_eq!(first["images_through_inception"], 18, "{first}");
     for key in ["fid", "kid", "kid_std", "precision", "recall", "floor"] {
@@ -235,13 +235,9 @@ fn a_model_is_scored_with_its_floor_recorded_in_its_card_and_real_features_cache
 
 #[test]
 fn nearest_finds_a_memorized_portrait_in_the_training_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
+    let (dir, cache, model) = tiny_model();
     let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let (model, train, picture) = (p("g.safetensors"), p("train"), p("nn.png"));
-    text(&retrato(&[
-        "init", "--family", "dcgan", "--width", "4", "--out", &model,
-    ]));
+    let (train, picture) = (p("train"), p("nn.png"));
     // A "training set" holding portraits 2 and 3 of seed 5: a model that copies.
     text(&retrato(&[
         "sample", "--model", &model, "--n", "2", "--first", "2", "--seed", "5", "--each", &train,
