@@ -10,8 +10,9 @@ export class Engine {
     this.modelBytes = null;
   }
 
-  /// Starts a worker and its backend (WebGPU when offered, unless forceCpu).
-  async start(forceCpu = false) {
+  /// Starts a worker and its backend: "auto" (a hardware WebGPU adapter, else the CPU),
+  /// "webgpu" (any adapter) or "cpu".
+  async start(backend = "auto") {
     this.worker?.terminate();
     for (const { reject } of this.pending.values()) reject(new Error("the model worker restarted"));
     this.pending.clear();
@@ -28,7 +29,7 @@ export class Engine {
       for (const { reject } of this.pending.values()) reject(new Error(`the model worker crashed: ${event.message}`));
       this.pending.clear();
     };
-    this.backend = await this.call("start", { forceCpu });
+    this.backend = await this.call("start", { backend });
     this.onBackend(this.backend);
     return this.backend;
   }
@@ -54,7 +55,7 @@ export class Engine {
       return await this.call(op, args);
     } catch (error) {
       if (this.backend?.name !== "webgpu" || !looksLikeGpuLoss(error)) throw error;
-      await this.start(true);
+      await this.start("cpu");
       this.backend = { ...this.backend, reason: `The GPU stopped responding (${error.message}): switched to CPU` };
       this.onBackend(this.backend);
       if (this.modelBytes) await this.call("load", { bytes: this.modelBytes.slice() });

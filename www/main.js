@@ -254,7 +254,8 @@ async function main() {
     navigator.serviceWorker.register("sw.js").catch((error) => console.warn("offline mode unavailable:", error));
   }
   const params = new URLSearchParams(location.search);
-  await engine.start(params.get("backend") === "cpu");
+  const choice = params.get("backend");
+  await engine.start(["cpu", "webgpu"].includes(choice) ? choice : "auto");
   state.catalog = (await (await fetch("www/models/models.json")).json()).models;
   for (const entry of state.catalog) $("model").add(new Option(entry.label, entry.file));
   const shared = readHash();

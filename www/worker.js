@@ -3,9 +3,9 @@
 import init, { initBackend, loadModel, generate, variations, interpolate } from "../retrato.js";
 
 const ops = {
-  async start({ forceCpu }) {
+  async start({ backend }) {
     await init();
-    return initBackend(forceCpu);
+    return initBackend(backend);
   },
   load: ({ bytes }) => loadModel(bytes),
   generate: ({ seed, first, count }) => generate(seed, first, count),

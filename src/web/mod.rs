@@ -56,16 +56,18 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Chooses the backend once: WebGPU when the browser gives an adapter (unless `force_cpu`),
-/// else burn's CPU backend compiled to wasm.
+/// Chooses the backend once. `choice` "auto": WebGPU when the browser gives a hardware
+/// adapter, else burn's CPU backend compiled to wasm (a software fallback adapter such as
+/// SwiftShader is many times slower than the wasm CPU path, measured in bench/web.mjs);
+/// "webgpu": any adapter, even a software one; "cpu": the CPU.
 #[wasm_bindgen(js_name = initBackend)]
-pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
+pub async fn init_backend(choice: String) -> Result<JsValue, JsError> {
     if let Some(backend) = STATE.with_borrow(|s| s.as_ref().map(|s| s.backend.clone())) {
         return to_js(&backend);
     }
-    let (device, backend) = match force_cpu {
-        true => cpu("CPU chosen in the page's settings".into()),
-        false => match webgpu_adapter().await {
+    let (device, backend) = match choice.as_str() {
+        "cpu" => cpu("CPU chosen in the page's settings".into()),
+        "auto" | "webgpu" => match webgpu_adapter(choice == "webgpu").await {
             Err(reason) => cpu(format!("WebGPU unavailable ({reason}): running on CPU")),
             Ok(adapter) => match Device::wgpu_options().init_async().await {
                 Ok(device) => (
@@ -79,6 +81,11 @@ pub async fn init_backend(force_cpu: bool) -> Result<JsValue, JsError> {
                 Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
             },
         },
+        other => {
+            return Err(JsError::new(&format!(
+                "unknown backend '{other}' (auto, webgpu or cpu)"
+            )));
+        }
     };
     let reply = to_js(&backend);
     STATE.with_borrow_mut(|s| {
@@ -103,8 +110,9 @@ fn cpu(reason: String) -> (Device, Backend) {
 }
 
 /// Asks the browser for an adapter before burn does, so that "no WebGPU" is a clear reason
-/// rather than a panic deep in wgpu; returns the adapter's name.
-async fn webgpu_adapter() -> Result<String, String> {
+/// rather than a panic deep in wgpu; returns the adapter's name. A software fallback adapter
+/// counts as none unless `accept_fallback`.
+async fn webgpu_adapter(accept_fallback: bool) -> Result<String, String> {
     let global = js_sys::global();
     let navigator =
         js_sys::Reflect::get(&global, &"navigator".into()).map_err(|_| "no navigator")?;
@@ -134,10 +142,23 @@ async fn webgpu_adapter() -> Result<String, String> {
         .iter()
         .filter_map(|name| field(name))
         .collect();
-    Ok(match parts.is_empty() {
-        true => "unnamed adapter".into(),
+    let name = match parts.is_empty() {
+        true => "unnamed adapter".to_string(),
         false => parts.join(" "),
-    })
+    };
+    let flag = |object: &JsValue| {
+        js_sys::Reflect::get(object, &"isFallbackAdapter".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+    };
+    let fallback = flag(&info).or_else(|| flag(&adapter)).unwrap_or(false);
+    match fallback && !accept_fallback {
+        true => Err(format!(
+            "the only adapter is a software fallback ({name}), slower than the CPU path; \
+             ?backend=webgpu uses it anyway"
+        )),
+        false => Ok(name),
+    }
 }
 
 /// Validates a model file's bytes and makes it the current generator; returns its header

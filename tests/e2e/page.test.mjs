@@ -90,6 +90,17 @@ test("without WebGPU the page falls back to the CPU and says why", { timeout: TI
   }
 });
 
+test("a software-only WebGPU adapter (SwiftShader) is passed over for the faster CPU path", { timeout: TIMEOUT * 2 }, async () => {
+  const { browser, page } = await openPage({ webgpu: true });
+  try {
+    await waitForPortraits(page);
+    assert.equal(await page.getAttribute("#backend", "data-state"), "cpu");
+    assert.match(await page.getAttribute("#backend", "title"), /software fallback \(.*swiftshader.*\), slower than the CPU path/i);
+  } finally {
+    await browser.close();
+  }
+});
+
 /// Portraits 0..16 of seed 0 from the native CLI (`retrato sample --raw`), as 8-bit RGB the way
 /// the page quantizes them: floor(((v + 1) / 2) * 255 + 0.5).
 function nativePortraits() {
@@ -118,7 +129,7 @@ function compareWithNative(stats, native) {
 
 test("portraits appear on WebGPU, and both backends match the native CLI for the same seed", { timeout: TIMEOUT * 3 }, async () => {
   const native = nativePortraits();
-  const gpu = compareWithNative(await portraitsAppear({ webgpu: true, query: "", badge: "webgpu", shot: "webgpu.png" }), native);
+  const gpu = compareWithNative(await portraitsAppear({ webgpu: true, query: "?backend=webgpu", badge: "webgpu", shot: "webgpu.png" }), native);
   const cpu = compareWithNative(await portraitsAppear({ webgpu: false, query: "?backend=cpu", badge: "cpu", shot: "cpu-again.png" }), native);
   // Same weights, same latents: only float rounding may differ (a level or two of 255).
   assert.ok(cpu.worst <= 2, `CPU wasm vs native: ${JSON.stringify(cpu)}`);
