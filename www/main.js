@@ -56,6 +56,8 @@ async function loadBytes(bytes, name, entry) {
   state.entry = entry;
   state.modelName = name;
   $("card").textContent = describe(info, name);
+  $("terms").textContent = entry?.terms ?? "";
+  $("terms").hidden = !entry?.terms;
   if (entry) $("model").value = entry.file;
 }
 
