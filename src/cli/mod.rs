@@ -2,6 +2,7 @@
 //! (`error: FILE: reason`) and a non-zero exit code, never a panic.
 
 mod bench;
+mod convert;
 mod data;
 mod device;
 mod eval;
@@ -31,6 +32,7 @@ const EXAMPLES: &str = "Examples:
   retrato sample --model g.safetensors --n 16 --seed 7 --out grid.png
   retrato interpolate --model g.safetensors --from 3 --to 9 --steps 8 --out strip.png
   retrato info g.safetensors
+  retrato convert --model g.safetensors --storage int8 --out g-int8.safetensors
   retrato train --config configs/dcgan-celeba-hq.toml --data faces.tar --out runs/celeba
   retrato train --resume --data faces.tar --out runs/celeba
   retrato data preview --data faces.tar --out preview.png
@@ -46,6 +48,8 @@ enum Command {
     Interpolate(sample::InterpolateArgs),
     /// Show what a model file holds: family, configuration, training, metrics, size.
     Info(info::Args),
+    /// Write a model in another storage (f32, f16, int8), or a PyTorch netG as a retrato file.
+    Convert(convert::Args),
     /// Train a model on a folder or archive of images (resumable, with logs and plots).
     Train(train::Args),
     /// Look at a training set: decode it like training does and show the first images.
@@ -54,7 +58,7 @@ enum Command {
     /// Measure speed (training images per second).
     #[command(subcommand)]
     Bench(bench::Command),
-    /// Measure quality (so far: Inception features for FID).
+    /// Measure quality: FID, KID, precision/recall, diversity, memorisation.
     #[command(subcommand)]
     Eval(eval::Command),
 }
@@ -66,6 +70,7 @@ pub fn run() -> ExitCode {
         Command::Sample(args) => sample::run_sample(args),
         Command::Interpolate(args) => sample::run_interpolate(args),
         Command::Info(args) => info::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(command) => bench::run(command),

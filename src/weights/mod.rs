@@ -22,7 +22,11 @@ use crate::model::{FAMILIES, Generator, ModelConfig};
 pub use error::WeightsError;
 
 /// Bumped when a change would make older readers misread a file.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Files without int8 tensors are still written as version 1, which every retrato reads.
+const PLAIN_FORMAT_VERSION: u32 = 1;
+/// Per-channel scales of an int8 tensor `name` are the f32 tensor `name` + this suffix.
+pub const INT8_SCALE_SUFFIX: &str = ".int8_scale";
 /// The safetensors metadata key that holds the [`Header`] as JSON.
 pub const METADATA_KEY: &str = "retrato";
 /// Training checkpoints add their run state as JSON under this key …
@@ -31,13 +35,15 @@ pub const TRAINING_KEY: &str = "retrato.training";
 /// model ignores both, so a checkpoint is also a model file.
 pub const STATE_PREFIX: &str = "state.";
 
-/// How tensor values are stored on disk. f16 halves the page's download; training
-/// checkpoints keep f32.
+/// How tensor values are stored on disk. f16 halves the page's download; int8 halves it again
+/// (weights of 2 or more dimensions as int8 with one f32 scale per slice of the first
+/// dimension, the rest f16); training checkpoints keep f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
     F32,
     F16,
+    Int8,
 }
 
 /// Everything a model file says about itself besides its tensors.
@@ -116,7 +122,7 @@ fn default_storage() -> Storage {
 impl Header {
     pub fn new(model: ModelConfig) -> Self {
         Self {
-            format_version: FORMAT_VERSION,
+            format_version: PLAIN_FORMAT_VERSION,
             model,
             dataset: String::new(),
             steps: 0,
@@ -185,7 +191,13 @@ impl ModelFile {
             if raw_header.is_none() && name.ends_with("num_batches_tracked") {
                 continue;
             }
-            let values = to_f32(&name, view.dtype(), view.data())?;
+            if name.ends_with(INT8_SCALE_SUFFIX) {
+                continue; // read with its int8 tensor
+            }
+            let values = match view.dtype() {
+                Dtype::I8 => dequantize(&name, &view, &parsed)?,
+                dtype => to_f32(&name, dtype, view.data())?,
+            };
             let non_finite = values.iter().filter(|v| !v.is_finite()).count();
             if non_finite > 0 {
                 return Err(WeightsError::NonFinite {
@@ -233,6 +245,17 @@ impl ModelFile {
     /// Number of stored values (parameters plus batch-norm statistics).
     pub fn value_count(&self) -> usize {
         self.tensors.values().map(|t| t.values.len()).sum()
+    }
+
+    /// Every tensor as one part, to write the file again (`retrato convert`).
+    pub fn part(&self) -> Part {
+        Part {
+            tensors: self
+                .tensors
+                .iter()
+                .map(|(name, t)| (name.clone(), t.shape.clone(), t.values.clone()))
+                .collect(),
+        }
     }
 
     /// Names of the stored tensors, sorted.
@@ -354,6 +377,63 @@ pub(crate) fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>,
     })
 }
 
+/// An int8 tensor times its per-slice scales.
+fn dequantize(
+    name: &str,
+    view: &safetensors::tensor::TensorView,
+    file: &SafeTensors,
+) -> Result<Vec<f32>, WeightsError> {
+    let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+    let scales = file
+        .tensor(&scale_name)
+        .map_err(|_| WeightsError::MissingTensor(scale_name.clone()))?;
+    let scales = to_f32(&scale_name, scales.dtype(), scales.data())?;
+    let rows = view.shape().first().copied().unwrap_or(0);
+    if scales.len() != rows || rows == 0 {
+        return Err(WeightsError::WrongShape {
+            tensor: scale_name,
+            expected: vec![rows],
+            found: vec![scales.len()],
+        });
+    }
+    let per_row = view.data().len() / rows;
+    Ok(view
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| q as i8 as f32 * scales[i / per_row])
+        .collect())
+}
+
+/// Symmetric int8 per slice of the first dimension: scale = max|w| / 127.
+fn quantize(shape: &[usize], values: &[f32]) -> (Vec<u8>, Vec<u8>) {
+    let rows = shape[0].max(1);
+    let per_row = values.len() / rows;
+    let mut quantized = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(rows * 4);
+    for row in values.chunks(per_row.max(1)) {
+        let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+        quantized.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+        );
+        scales.extend(scale.to_le_bytes());
+    }
+    (quantized, scales)
+}
+
+fn half_bytes(name: &str, values: &[f32]) -> Result<Vec<u8>, WeightsError> {
+    let halves: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+    if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
+        return Err(WeightsError::F16Overflow {
+            tensor: name.to_string(),
+            value: values[i],
+        });
+    }
+    Ok(halves.iter().flat_map(|h| h.to_le_bytes()).collect())
+}
+
 /// One network's tensors in file layout, gathered for writing.
 pub struct Part {
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
@@ -417,35 +497,36 @@ pub fn encode_checkpoint(
     training: Option<&str>,
     state: &[(String, Vec<u8>)],
 ) -> Result<Vec<u8>, WeightsError> {
-    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape, values) in parts.iter().flat_map(|p| &p.tensors) {
-        let bytes = match header.storage {
-            Storage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            Storage::F16 => {
-                let halves: Vec<half::f16> =
-                    values.iter().map(|&v| half::f16::from_f32(v)).collect();
-                if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
-                    return Err(WeightsError::F16Overflow {
-                        tensor: name.clone(),
-                        value: values[i],
-                    });
-                }
-                halves.iter().flat_map(|h| h.to_le_bytes()).collect()
+        match (header.storage, shape.len()) {
+            (Storage::F32, _) => {
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                buffers.push((name.clone(), Dtype::F32, shape.clone(), bytes));
             }
-        };
-        buffers.push((name.clone(), shape.clone(), bytes));
+            (Storage::Int8, 2..) => {
+                let (quantized, scales) = quantize(shape, values);
+                buffers.push((name.clone(), Dtype::I8, shape.clone(), quantized));
+                let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+                buffers.push((scale_name, Dtype::F32, vec![shape[0]], scales));
+            }
+            (Storage::F16 | Storage::Int8, _) => {
+                let bytes = half_bytes(name, values)?;
+                buffers.push((name.clone(), Dtype::F16, shape.clone(), bytes));
+            }
+        }
     }
-    let dtype = match header.storage {
-        Storage::F32 => Dtype::F32,
-        Storage::F16 => Dtype::F16,
-    };
+    let mut header = header.clone();
+    if header.storage == Storage::Int8 {
+        header.format_version = header.format_version.max(FORMAT_VERSION);
+    }
     let blobs = state.iter().map(|(name, bytes)| {
         let name = format!("{STATE_PREFIX}{name}");
         (name, Dtype::U8, vec![bytes.len()], bytes.as_slice())
     });
     let tensors = buffers
         .iter()
-        .map(|(name, shape, bytes)| (name.clone(), dtype, shape.clone(), bytes.as_slice()));
+        .map(|(name, dtype, shape, bytes)| (name.clone(), *dtype, shape.clone(), bytes.as_slice()));
     let all: Vec<_> = tensors.chain(blobs).collect();
     let views = all
         .iter()
@@ -455,7 +536,7 @@ pub fn encode_checkpoint(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| WeightsError::Internal(e.to_string()))?;
-    let json = serde_json::to_string(header).map_err(|e| WeightsError::Internal(e.to_string()))?;
+    let json = serde_json::to_string(&header).map_err(|e| WeightsError::Internal(e.to_string()))?;
     let mut metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
     if let Some(training) = training {
         metadata.insert(TRAINING_KEY.to_string(), training.to_string());

@@ -98,6 +98,53 @@ fn every_family_inits_samples_and_reports_info() {
 }
 
 #[test]
+fn convert_to_int8_halves_the_file_and_the_portraits_stay_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f16, int8) = (
+        path(dir.path(), "g16.safetensors"),
+        path(dir.path(), "g8.safetensors"),
+    );
+    ok(&["init", "--family", "dcgan", "--f16", "--out", &f16]);
+    assert!(
+        ok(&[
+            "convert",
+            "--model",
+            &f16,
+            "--storage",
+            "int8",
+            "--out",
+            &int8
+        ])
+        .contains("Int8")
+    );
+    let size = |p: &str| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&int8) * 10 < size(&f16) * 6,
+        "{} vs {}",
+        size(&int8),
+        size(&f16)
+    );
+    assert!(ok(&["info", &int8]).contains("Int8 storage"));
+    let raw = |model: &str, name: &str| {
+        let out = path(dir.path(), name);
+        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
+        npy_f32(Path::new(&out)).1
+    };
+    let worst = max_abs_diff(&raw(&f16, "a.npy"), &raw(&int8, "b.npy"));
+    assert!(worst < 0.1, "int8 drift {worst}");
+    let refused = retrato(&[
+        "convert",
+        "--model",
+        &path(dir.path(), "missing"),
+        "--storage",
+        "f16",
+        "--out",
+        &int8,
+    ]);
+    assert!(!refused.status.success());
+}
+
+#[test]
 fn dcgan_info_counts_pytorch_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let model = path(dir.path(), "g.safetensors");

@@ -156,6 +156,74 @@ fn tensor_names_follow_pytorch() {
 
 // ---- bad files -------------------------------------------------------------------------
 
+#[test]
+fn int8_storage_halves_f16_again_and_stays_close() {
+    for config in small_configs() {
+        let generator = lively_generator(&config);
+        let full = encode_with(&generator, &config, Storage::F32);
+        let half = encode_with(&generator, &config, Storage::F16);
+        let int8 = encode_with(&generator, &config, Storage::Int8);
+        // (Tiny test models: the JSON header weighs; the page's DCGAN goes 7.2 → 3.6 MB.)
+        assert!(
+            int8.len() < half.len() * 8 / 10,
+            "{}: {} vs {}",
+            config.family(),
+            int8.len(),
+            half.len()
+        );
+        let file = ModelFile::from_bytes(&int8).unwrap();
+        assert_eq!(file.header.storage, Storage::Int8);
+        assert_eq!(file.header.format_version, weights::FORMAT_VERSION);
+        assert!(
+            file.tensor_names()
+                .all(|n| !n.ends_with(weights::INT8_SCALE_SUFFIX)),
+            "scales are folded into their tensors"
+        );
+        let load = |f: ModelFile| f.generator(&device()).unwrap();
+        let reference = images(&load(ModelFile::from_bytes(&full).unwrap()), 2);
+        let quantized = images(&load(file), 2);
+        let worst = crate::max_abs_diff(&reference, &quantized);
+        let mean = reference
+            .iter()
+            .zip(&quantized)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / reference.len() as f32;
+        // Per-channel int8 keeps a generator's output within a few 8-bit levels.
+        assert!(
+            worst < 0.1 && mean < 0.01,
+            "{}: int8 drift {worst}, mean {mean}",
+            config.family()
+        );
+        assert!(worst > 0.0, "{}: int8 really rounds", config.family());
+    }
+    // A plain f16 file stays version 1, readable by older builds.
+    let config = &small_configs()[0];
+    let half = encode_with(&lively_generator(config), config, Storage::F16);
+    assert_eq!(
+        ModelFile::from_bytes(&half).unwrap().header.format_version,
+        1
+    );
+}
+
+#[test]
+fn an_int8_tensor_without_its_scales_is_refused() {
+    let config = &small_configs()[0];
+    let int8 = encode_with(&lively_generator(config), config, Storage::Int8);
+    let parsed = safetensors::SafeTensors::deserialize(&int8).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&int8).unwrap();
+    let kept: Vec<_> = parsed
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "generator.to_rgb.weight.int8_scale")
+        .collect();
+    let bytes = safetensors::serialize(kept, metadata.metadata().clone()).unwrap();
+    assert_eq!(
+        error_of(&bytes),
+        WeightsError::MissingTensor("generator.to_rgb.weight.int8_scale".into())
+    );
+}
+
 fn error_of(bytes: &[u8]) -> WeightsError {
     match ModelFile::from_bytes(bytes).and_then(|f| f.generator(&device()).map(|_| ())) {
         Ok(()) => panic!("a bad file was accepted"),
