@@ -20,7 +20,7 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 async function retrato(browser, url, backend) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${url}?backend=${backend}#seed=0&n=1`);
+  await page.goto(`${url}?backend=${backend}#model=random-dcgan-64.safetensors&seed=0&n=1`);
   await page.waitForFunction(() => performance.getEntriesByName("retrato:first-portraits").length > 0, null, { timeout: TIMEOUT });
   const cold = await page.evaluate(() => performance.getEntriesByName("retrato:first-portraits")[0].startTime);
   const state = await page.getAttribute("#backend", "data-state");

@@ -23,7 +23,8 @@ before(async () => {
 });
 after(async () => { await browser?.close(); await server?.close(); });
 
-async function open(hash = "") {
+/// Opens the page on the untrained placeholder model (built by the CLI, known portraits).
+async function open(hash = "#model=random-dcgan-64.safetensors") {
   const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
@@ -99,7 +100,7 @@ test("select, variations, morph, and a share link that reproduces the view", { t
 });
 
 test("a bad model file gets a clear message and the current model keeps working", { timeout: TIMEOUT * 2 }, async () => {
-  const { context, page, errors } = await open("#seed=3&n=1");
+  const { context, page, errors } = await open("#model=random-dcgan-64.safetensors&seed=3&n=1");
   try {
     const before = await drawn(page, 1);
     await page.setInputFiles("#file", { name: "broken.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("this is not a model") });
@@ -116,7 +117,7 @@ test("a bad model file gets a clear message and the current model keeps working"
 });
 
 test("after the first visit the page generates offline", { timeout: TIMEOUT * 2 }, async () => {
-  const { context, page } = await open("#seed=11&n=1");
+  const { context, page } = await open("#model=random-dcgan-64.safetensors&seed=11&n=1");
   try {
     const online = await drawn(page, 1);
     await page.evaluate(async () => {

@@ -41,7 +41,8 @@ async function openPage({ webgpu, query = "" }) {
       foreign.push(request.url());
     }
   });
-  await page.goto(`${server.url}${query}`);
+  // The untrained placeholder: its card and its portraits are known (the CLI makes it).
+  await page.goto(`${server.url}${query}#model=random-dcgan-64.safetensors`);
   return { browser, page, errors, foreign };
 }
 
