@@ -21,6 +21,10 @@ pub struct Args {
     /// The model's training images (folder, .tar, .zip or uint8 .npy).
     #[arg(long)]
     train: PathBuf,
+    /// Search only the first N training images (default: all; each costs one Inception pass
+    /// the first time, then comes from the cache).
+    #[arg(long, value_name = "N")]
+    train_images: Option<usize>,
     /// Held-out real images (e.g. the test set): how close a new real face comes to the
     /// training set, the yardstick for the portraits' distances.
     #[arg(long = "ref", value_name = "SET")]
@@ -55,7 +59,7 @@ pub fn run(args: Args) -> Result<()> {
     let extractor = args.network.extractor()?;
     let device = args.network.device.device()?;
     let portraits = generate(&args.model, args.candidates, args.seed, &device)?;
-    let Set::Images(train) = read_set(&args.train, args.size, None)? else {
+    let Set::Images(train) = read_set(&args.train, args.size, args.train_images)? else {
         bail!(
             "{}: --train needs images, not features",
             args.train.display()
