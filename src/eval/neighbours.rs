@@ -32,10 +32,10 @@ struct Spread {
     nearest_other: Vec<f64>,
 }
 
-fn spread(features: &[f32], dim: usize) -> Spread {
-    let x = rows(features, dim);
-    let distances: DMatrix<f64> = squared_distances(&x, &x).map(f64::sqrt);
-    let n = x.nrows();
+/// The spread of a set from its squared self-distances.
+fn spread(squared: &DMatrix<f64>) -> Spread {
+    let distances = squared.map(f64::sqrt);
+    let n = distances.nrows();
     let mean_distance = distances.sum() / (n * (n - 1)) as f64;
     let nearest_other = (0..n)
         .map(|i| {
@@ -71,13 +71,28 @@ pub struct CollapseCheck {
 pub const NEAR_DUPLICATE_QUANTILE: f64 = 0.01;
 
 pub fn collapse_check(real: &[f32], fake: &[f32], dim: usize) -> Result<CollapseCheck, String> {
-    let (nr, nf) = (real.len() / dim, fake.len() / dim);
-    if nr < 2 || nf < 2 {
-        return Err(format!(
+    let (r, f) = (rows(real, dim), rows(fake, dim));
+    check_collapse(r.nrows(), f.nrows())?;
+    Ok(collapse_from(
+        &squared_distances(&r, &r),
+        &squared_distances(&f, &f),
+    ))
+}
+
+/// The diversity check needs two images per set.
+pub(crate) fn check_collapse(nr: usize, nf: usize) -> Result<(), String> {
+    match nr < 2 || nf < 2 {
+        true => Err(format!(
             "the diversity check needs at least 2 images per set, got {nr} and {nf}"
-        ));
+        )),
+        false => Ok(()),
     }
-    let (real, fake) = (spread(real, dim), spread(fake, dim));
+}
+
+/// [`collapse_check`] from squared self-distances already computed (real×real, fake×fake).
+pub(crate) fn collapse_from(rr: &DMatrix<f64>, ff: &DMatrix<f64>) -> CollapseCheck {
+    let nf = ff.nrows();
+    let (real, fake) = (spread(rr), spread(ff));
     let mut sorted = real.nearest_other.clone();
     sorted.sort_by(f64::total_cmp);
     let threshold =
@@ -87,11 +102,11 @@ pub fn collapse_check(real: &[f32], fake: &[f32], dim: usize) -> Result<Collapse
         .iter()
         .filter(|&&d| d < threshold)
         .count();
-    Ok(CollapseCheck {
+    CollapseCheck {
         diversity_ratio: fake.mean_distance / real.mean_distance,
         mean_distance_fake: fake.mean_distance,
         mean_distance_real: real.mean_distance,
         near_duplicate_share: duplicates as f64 / nf as f64,
         near_duplicate_distance: threshold,
-    })
+    }
 }

@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::neighbours::{CollapseCheck, collapse_check};
-use super::stats::{frechet_distance_of_features, kernel_inception_distance, precision_recall};
+use super::neighbours::{CollapseCheck, check_collapse, collapse_from};
+use super::stats::{
+    check_precision_recall, frechet_distance_of_features, kernel_inception_distance,
+    precision_recall_from, rows, squared_distances,
+};
 
 /// Settings of the measures that have any.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +64,17 @@ pub fn score(
         options.kid_subset_size,
         options.seed,
     )?;
-    let (precision, recall) = precision_recall(real, fake, dim, options.k)?;
+    // Each pairwise-distance matrix once, shared by precision/recall and the collapse check.
+    let (r, f) = (rows(real, dim), rows(fake, dim));
+    check_precision_recall(r.nrows(), f.nrows(), options.k)?;
+    let (rr, ff) = (squared_distances(&r, &r), squared_distances(&f, &f));
+    let (precision, recall) =
+        precision_recall_from(&rr, &ff, &squared_distances(&r, &f), options.k);
     let collapse = match options.collapse {
-        true => Some(collapse_check(real, fake, dim)?),
+        true => {
+            check_collapse(r.nrows(), f.nrows())?;
+            Some(collapse_from(&rr, &ff))
+        }
         false => None,
     };
     Ok(Scores {

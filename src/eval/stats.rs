@@ -185,24 +185,43 @@ pub fn precision_recall(
     k: usize,
 ) -> Result<(f64, f64), String> {
     let (r, f) = (rows(real, dim), rows(fake, dim));
-    if r.nrows() <= k || f.nrows() <= k {
-        return Err(format!(
+    check_precision_recall(r.nrows(), f.nrows(), k)?;
+    let (rr, ff) = (squared_distances(&r, &r), squared_distances(&f, &f));
+    Ok(precision_recall_from(
+        &rr,
+        &ff,
+        &squared_distances(&r, &f),
+        k,
+    ))
+}
+
+/// Precision/recall needs more than k images per set.
+pub(crate) fn check_precision_recall(real: usize, fake: usize, k: usize) -> Result<(), String> {
+    match real <= k || fake <= k {
+        true => Err(format!(
             "precision/recall with k = {k} needs more than {k} images per set"
-        ));
+        )),
+        false => Ok(()),
     }
-    let (rr, ff, rf) = (
-        squared_distances(&r, &r),
-        squared_distances(&f, &f),
-        squared_distances(&r, &f),
-    );
-    let (real_radii, fake_radii) = (knn_radii(&rr, k), knn_radii(&ff, k));
-    let precision = (0..f.nrows())
-        .filter(|&j| (0..r.nrows()).any(|i| rf[(i, j)] <= real_radii[i]))
+}
+
+/// [`precision_recall`] from squared distances already computed: real×real, fake×fake and
+/// real×fake.
+pub(crate) fn precision_recall_from(
+    rr: &DMatrix<f64>,
+    ff: &DMatrix<f64>,
+    rf: &DMatrix<f64>,
+    k: usize,
+) -> (f64, f64) {
+    let (nr, nf) = (rr.nrows(), ff.nrows());
+    let (real_radii, fake_radii) = (knn_radii(rr, k), knn_radii(ff, k));
+    let precision = (0..nf)
+        .filter(|&j| (0..nr).any(|i| rf[(i, j)] <= real_radii[i]))
         .count() as f64
-        / f.nrows() as f64;
-    let recall = (0..r.nrows())
-        .filter(|&i| (0..f.nrows()).any(|j| rf[(i, j)] <= fake_radii[j]))
+        / nf as f64;
+    let recall = (0..nr)
+        .filter(|&i| (0..nf).any(|j| rf[(i, j)] <= fake_radii[j]))
         .count() as f64
-        / r.nrows() as f64;
-    Ok((precision, recall))
+        / nr as f64;
+    (precision, recall)
 }
