@@ -35,6 +35,7 @@ const EXAMPLES: &str = "Examples:
   retrato convert --model g.safetensors --storage int8 --out g-int8.safetensors
   retrato train --config configs/dcgan-celeba-hq.toml --data faces.tar --out runs/celeba
   retrato train --resume --data faces.tar --out runs/celeba
+  retrato finetune --from celeba-64.safetensors --data my-paintings/ --out runs/mine
   retrato data preview --data faces.tar --out preview.png
   retrato bench train --family dcgan --batch 64";
 
@@ -50,7 +51,9 @@ enum Command {
     Info(info::Args),
     /// Write a model in another storage (f32, f16, int8), or a PyTorch netG as a retrato file.
     Convert(convert::Args),
-    /// Train a model on a folder or archive of images (resumable, with logs and plots).
+    /// Train a model on a folder or archive of images (resumable, with logs and plots);
+    /// with --from, fine-tune a trained model on new pictures.
+    #[command(visible_alias = "finetune")]
     Train(train::Args),
     /// Look at a training set: decode it like training does and show the first images.
     #[command(subcommand)]

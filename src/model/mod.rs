@@ -6,7 +6,7 @@ pub mod dcgan;
 pub mod mlp;
 pub mod vae;
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::nn::BatchNorm;
 use burn::tensor::{Device, Tensor};
 use burn_store::ModuleSnapshot;
@@ -179,6 +179,15 @@ impl ModelConfig {
         }
     }
 
+    /// Weight layers of the discriminator, image side first (0 for a VAE).
+    pub fn discriminator_layers(&self) -> usize {
+        match self {
+            Self::Dcgan(c) => c.resolution_steps().map_or(0, |steps| steps + 1),
+            Self::Mlp(c) => c.d_hidden.len() + 1,
+            Self::Vae(_) => 0,
+        }
+    }
+
     /// Why this discriminator cannot be a WGAN-GP critic, if it cannot: the penalty is taken
     /// per image, which batch norm and dropout (random per call) break.
     pub fn gradient_penalty_problem(&self) -> Option<String> {
@@ -222,6 +231,23 @@ impl Discriminator {
             Self::Dcgan(d) => d.input_gradient(images),
             Self::Mlp(d) => d.input_gradient(images),
         }
+    }
+
+    /// Ids of the parameters in the `count` layers nearest the image: what FreezeD keeps fixed.
+    pub fn lower_layer_ids(&self, count: usize) -> Vec<ParamId> {
+        let mut ids = crate::train::params::ParamIds::default();
+        match self {
+            Self::Dcgan(d) => {
+                if count > 0 {
+                    ids.inspect(&d.from_rgb);
+                }
+                for block in d.blocks.iter().take(count.saturating_sub(1)) {
+                    ids.inspect(block);
+                }
+            }
+            Self::Mlp(d) => d.hidden.iter().take(count).for_each(|l| ids.inspect(l)),
+        }
+        ids.0.into_iter().map(ParamId::from).collect()
     }
 
     pub fn parameter_count(&self) -> usize {

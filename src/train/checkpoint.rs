@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use super::params::{AssignIds, ParamIds};
 use super::trainer::{Networks, Trainer, optimizer};
+use super::transfer::DISCRIMINATOR_PREFIX;
 use crate::model::{Generator, ModelConfig, ModuleInspect, ModuleTransform};
 use crate::weights::{self, Header, ModelFile, Part, WeightsError, generator_prefix};
 
 /// Prefix of the moving-average generator's tensors.
-const EMA_PREFIX: &str = "ema.";
+pub(super) const EMA_PREFIX: &str = "ema.";
 
 /// The run-level state beside the networks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub struct RunInfo {
     /// Best FID so far and its step (`run.fid_epochs`): its checkpoint is best-fid.safetensors.
     #[serde(default)]
     pub best_fid: Option<(f64, u64)>,
+    /// The model file a transfer / fine-tuning run started from (`train --from`).
+    #[serde(default)]
+    pub started_from: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,10 +67,20 @@ fn part_of_generator(generator: &Generator, prefix: String) -> Result<Part, Weig
 }
 
 /// Fills a network of any family from a file part.
-struct Load<'a> {
+pub(super) struct Load<'a> {
     file: &'a ModelFile,
     prefix: String,
-    error: Option<WeightsError>,
+    pub error: Option<WeightsError>,
+}
+
+impl<'a> Load<'a> {
+    pub fn new(file: &'a ModelFile, prefix: &str) -> Self {
+        Self {
+            file,
+            prefix: prefix.to_string(),
+            error: None,
+        }
+    }
 }
 
 impl ModuleTransform for Load<'_> {
@@ -114,7 +128,7 @@ pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError
             // valid() first: it folds batch norm's pending running-statistics updates in.
             parts.push(Part::generator(&generator.valid(), model)?);
             let mut collect = Collect {
-                prefix: "discriminator.".into(),
+                prefix: DISCRIMINATOR_PREFIX.into(),
                 part: None,
             };
             discriminator.valid().inspect(&mut collect);
@@ -168,11 +182,7 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
             .map_err(|e| WeightsError::BadHeader(format!("{name} state: {e:?}")))
     };
     let id_list = |name: &str| training.param_ids.get(name).cloned().unwrap_or_default();
-    let load = |prefix: &str| Load {
-        file: &file,
-        prefix: prefix.to_string(),
-        error: None,
-    };
+    let load = |prefix: &str| Load::new(&file, prefix);
     let networks = match &config.model {
         ModelConfig::Vae(c) => {
             let vae = c.init(device);
@@ -188,7 +198,7 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
         model => {
             let mut loader = load(generator_prefix(model));
             let generator = model.init_generator(device).transform(&mut loader);
-            let mut d_loader = load("discriminator.");
+            let mut d_loader = load(DISCRIMINATOR_PREFIX);
             let discriminator = model
                 .init_discriminator(device)
                 .expect("GAN family")

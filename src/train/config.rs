@@ -85,6 +85,9 @@ pub struct TrainOptions {
     pub kl_weight: f64,
     /// Decay of the generator's exponential moving average; 0 turns it off.
     pub ema_decay: f64,
+    /// FreezeD (Mo et al. 2020): the discriminator's first `freeze_d` layers (from the image
+    /// side) keep their weights. For fine-tuning a pretrained model on few images.
+    pub freeze_d: usize,
     pub augment: Vec<Augment>,
     /// Random horizontal flips of the real images.
     pub flip: bool,
@@ -111,6 +114,7 @@ impl Default for TrainOptions {
             reconstruction: Reconstruction::Mse,
             kl_weight: 1.0,
             ema_decay: 0.0,
+            freeze_d: 0,
             augment: Vec::new(),
             flip: false,
             seed: 0,
@@ -214,6 +218,14 @@ impl TrainConfig {
         at_least_one("epochs", t.epochs)?;
         at_least_one("n_critic", t.n_critic)?;
         at_least_one("d_every", t.d_every)?;
+        let layers = self.model.discriminator_layers();
+        if t.freeze_d > 0 && t.freeze_d >= layers {
+            return Err(format!(
+                "freeze_d = {} would freeze the whole discriminator ({layers} layers): at most {}",
+                t.freeze_d,
+                layers.saturating_sub(1)
+            ));
+        }
         at_least_one("run.keep_checkpoints", self.run.keep_checkpoints)?;
         at_least_one("run.checkpoint_epochs", self.run.checkpoint_epochs)?;
         at_least_one("run.sample_epochs", self.run.sample_epochs)?;

@@ -8,6 +8,26 @@ pub mod config;
 pub mod objective;
 pub mod params;
 pub mod trainer;
+pub mod transfer;
 
 pub use config::{Augment, Objective, TrainConfig};
 pub use trainer::{StepLosses, Trainer};
+
+/// The few-shot fine-tuning recipe (`retrato train --from MODEL` without --config, and the
+/// page's fine-tuning): one file, so native and browser runs train alike.
+pub const FINETUNE_PRESET: &str = include_str!("../../configs/finetune.toml");
+
+/// The fine-tuning recipe as a preset value (TOML as JSON), without its model section.
+pub fn finetune_preset() -> serde_json::Value {
+    let table: toml::Table = toml::from_str(FINETUNE_PRESET).expect("the built-in recipe parses");
+    serde_json::to_value(table).expect("TOML values are JSON values")
+}
+
+/// The fine-tuning recipe for `model` (the architecture of the model being adapted).
+pub fn finetune_config(model: &crate::model::ModelConfig) -> Result<TrainConfig, String> {
+    let mut value = finetune_preset();
+    value["model"] = serde_json::to_value(model).map_err(|e| e.to_string())?;
+    let config: TrainConfig = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    config.validate()?;
+    Ok(config)
+}

@@ -8,17 +8,28 @@ use burn::tensor::{Gradients, Tensor};
 
 use crate::model::{ModuleInspect, ModuleTransform};
 
-/// One optimizer step on the parameters of the module it is applied to.
+/// One optimizer step on the parameters of the module it is applied to, except `frozen` ones.
 pub struct OptimizerStep<'a> {
     pub optimizer: &'a mut ModuleOptimizer,
     pub learning_rate: f64,
     pub gradients: Option<Gradients>,
+    pub frozen: &'a [ParamId],
 }
 
 impl ModuleTransform for OptimizerStep<'_> {
     fn apply<M: Module>(&mut self, module: M) -> M {
-        let gradients = self.gradients.take().expect("one step per gradient set");
-        let gradients = GradientsParams::from_grads(gradients, &module);
+        let mut gradients = self.gradients.take().expect("one step per gradient set");
+        let gradients = match self.frozen.is_empty() {
+            true => GradientsParams::from_grads(gradients, &module),
+            false => {
+                let mut ids = ParamIds::default();
+                ids.inspect(&module);
+                let trainable: Vec<ParamId> = (ids.0.into_iter().map(ParamId::from))
+                    .filter(|id| !self.frozen.contains(id))
+                    .collect();
+                GradientsParams::from_params(&mut gradients, &module, &trainable)
+            }
+        };
         self.optimizer.step(self.learning_rate, module, gradients)
     }
 }

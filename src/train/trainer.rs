@@ -223,10 +223,12 @@ impl Trainer {
                 Objective::Vae => unreachable!("validated"),
             };
             out.push(("d_loss", loss.clone().detach()));
+            let frozen = discriminator.lower_layer_ids(t.freeze_d);
             let mut step = OptimizerStep {
                 optimizer: optimizer_d,
                 learning_rate: t.lr_d * self.lr_scale,
                 gradients: Some(loss.backward()),
+                frozen: &frozen,
             };
             *discriminator = discriminator.clone().transform(&mut step);
             if t.objective == Objective::WganClip {
@@ -246,6 +248,7 @@ impl Trainer {
                 optimizer: optimizer_g,
                 learning_rate: t.lr_g * self.lr_scale,
                 gradients: Some(loss.backward()),
+                frozen: &[],
             };
             *generator = generator.clone().transform(&mut step);
             self.update_ema();

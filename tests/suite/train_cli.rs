@@ -438,3 +438,75 @@ fn ctrl_c_saves_a_checkpoint_and_the_model_before_exiting() {
         step
     );
 }
+
+/// `retrato finetune --from CHECKPOINT`: a new run at step 0 on the source's architecture with
+/// the built-in few-shot recipe, its discriminator taken over, the card naming the source.
+#[test]
+fn finetune_starts_a_new_run_from_a_trained_model() {
+    let (dir, data, cache) = setup();
+    let source = dir.path().join("source");
+    ok(&train_args(&data, &s(&source), &["--epochs", "1"]), &cache);
+    let checkpoint = std::fs::read_dir(source.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let out = dir.path().join("tuned");
+    let stdout = ok(
+        &[
+            "finetune",
+            "--from",
+            &s(&checkpoint),
+            "--data",
+            &data,
+            "--out",
+            &s(&out),
+            "--batch-size",
+            "16",
+            "--max-steps",
+            "2",
+        ],
+        &cache,
+    );
+    assert!(
+        stdout.contains("with its trained discriminator"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("reached --max-steps at step 2"), "{stdout}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("freeze_d = 2"),
+        "the fine-tuning recipe: {config}"
+    );
+    assert!(
+        config.contains("image_size = 32"),
+        "the source's architecture: {config}"
+    );
+    let model = ModelFile::from_path(&out.join("model.safetensors")).unwrap();
+    assert!(
+        model.header.notes.starts_with("Fine-tuned from step-"),
+        "{}",
+        model.header.notes
+    );
+
+    // A file that is not a model: one line naming it, no run folder left behind.
+    let bogus = dir.path().join("bogus.safetensors");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    let refused = retrato(
+        &[
+            "finetune",
+            "--from",
+            &s(&bogus),
+            "--data",
+            &data,
+            "--out",
+            &s(&dir.path().join("x")),
+        ],
+        &cache,
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("bogus.safetensors"), "{stderr}");
+    assert!(!dir.path().join("x").exists());
+}

@@ -7,7 +7,7 @@ use retrato::latent::SplitMix64;
 use retrato::model::{Discriminator, ModelConfig};
 use retrato::train::augment::diff_augment;
 use retrato::train::checkpoint::{self, RunInfo};
-use retrato::train::{Augment, TrainConfig, Trainer};
+use retrato::train::{Augment, TrainConfig, Trainer, transfer};
 use retrato::weights::{ModelFile, Part};
 
 use crate::max_abs_diff;
@@ -210,6 +210,12 @@ fn configs_that_cannot_train_are_refused_with_the_reason() {
         "batch_size",
     );
     refuse(small_dcgan(), serde_json::json!({ "lr_g": -1.0 }), "lr_g");
+    // A 32x32 DCGAN discriminator has 4 weight layers; freezing all of them trains nothing.
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "freeze_d": 4 }),
+        "freeze_d",
+    );
     let unknown = serde_json::from_value::<TrainConfig>(
         serde_json::json!({ "model": small_dcgan(), "train": { "learning_rate": 1 } }),
     );
@@ -369,4 +375,107 @@ fn a_checkpoint_is_also_a_model_file() {
         error.to_string().contains("not a training checkpoint"),
         "{error}"
     );
+}
+
+/// Each discriminator tensor, flattened, in visiting order.
+fn discriminator_values(trainer: &Trainer) -> Vec<Vec<f32>> {
+    let retrato::train::trainer::Networks::Gan { discriminator, .. } = &trainer.networks else {
+        panic!("a GAN")
+    };
+    let Discriminator::Dcgan(d) = discriminator else {
+        panic!("a DCGAN")
+    };
+    let mut values = Vec::new();
+    let mut push = |t: Tensor<4>| values.push(t.into_data().try_to_vec::<f32>().unwrap());
+    push(d.from_rgb.weight.val());
+    for block in &d.blocks {
+        push(block.conv.weight.val());
+    }
+    push(d.head.weight.val());
+    values
+}
+
+/// FreezeD: the two layers nearest the image keep their weights; the rest of D learns.
+#[test]
+fn freeze_d_keeps_the_lowest_discriminator_layers_fixed() {
+    let config = config(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 8, "freeze_d": 2 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    let before = discriminator_values(&trainer);
+    assert_finite(&train(&mut trainer, 3));
+    let after = discriminator_values(&trainer);
+    assert_eq!(before.len(), 4, "from_rgb, two blocks, head");
+    assert_eq!(before[0], after[0], "from_rgb is frozen");
+    assert_eq!(before[1], after[1], "the first block is frozen");
+    assert_ne!(before[2], after[2], "the second block trains");
+    assert_ne!(before[3], after[3], "the head trains");
+}
+
+/// A transfer run starts at step 0 from the file's weights: G from the moving average when
+/// the file is a checkpoint, D from the file when it carries one, else a fresh D.
+#[test]
+fn transfer_starts_from_the_files_generator_and_discriminator() {
+    let model = small_dcgan();
+    let source_config = config(
+        model.clone(),
+        serde_json::json!({ "batch_size": 8, "ema_decay": 0.9 }),
+    );
+    let mut source = Trainer::new(source_config, &device()).unwrap();
+    train(&mut source, 3);
+    let checkpoint =
+        ModelFile::from_bytes(&checkpoint::encode(&source, &RunInfo::default()).unwrap()).unwrap();
+    // The fine-tuning recipe with another architecture in its model section: the file's wins.
+    let mut finetune =
+        retrato::train::finetune_config(&ModelConfig::default_for("dcgan").unwrap()).unwrap();
+    finetune.train.batch_size = 8;
+
+    let started = transfer::from_model(finetune.clone(), &checkpoint, &device()).unwrap();
+    assert!(started.pretrained_discriminator);
+    let trainer = started.trainer;
+    assert_eq!(trainer.step, 0);
+    assert_eq!(trainer.config.model, source.config.model);
+    assert!(trainer.config.train.freeze_d > 0);
+    assert_eq!(
+        discriminator_values(&trainer),
+        discriminator_values(&source)
+    );
+    let plain = Device::flex();
+    let z = retrato::sample::seeded_latents(&source.sampling_generator(), 2, 0, 4, &plain);
+    let expected = source.sampling_generator().generate(z.clone());
+    let got = trainer.generator().valid().generate(z);
+    let (a, b) = (
+        expected.into_data().try_to_vec::<f32>().unwrap(),
+        got.into_data().try_to_vec::<f32>().unwrap(),
+    );
+    assert!(
+        max_abs_diff(&a, &b) < 1e-5,
+        "G starts as the source's average"
+    );
+
+    // An exported model file has no discriminator: a fresh one, and training still runs.
+    let header = retrato::weights::Header::new(source.config.model.clone());
+    let part = Part::generator(&source.sampling_generator(), &source.config.model).unwrap();
+    let exported =
+        ModelFile::from_bytes(&retrato::weights::encode(&header, &[part]).unwrap()).unwrap();
+    let mut fresh = transfer::from_model(finetune.clone(), &exported, &device()).unwrap();
+    assert!(!fresh.pretrained_discriminator);
+    assert_ne!(
+        discriminator_values(&fresh.trainer),
+        discriminator_values(&source)
+    );
+    assert_finite(&train(&mut fresh.trainer, 2));
+
+    // A VAE has no discriminator to adapt against: refused with the reason.
+    let vae = serde_json::json!({ "family": "vae", "image_size": 32, "latent_dim": 8 });
+    let vae_config = config(vae, serde_json::json!({ "objective": "vae" }));
+    let vae_trainer = Trainer::new(vae_config, &device()).unwrap();
+    let vae_file =
+        ModelFile::from_bytes(&checkpoint::encode(&vae_trainer, &RunInfo::default()).unwrap())
+            .unwrap();
+    let refused = transfer::from_model(finetune, &vae_file, &device())
+        .err()
+        .unwrap();
+    assert!(refused.contains("VAE"), "{refused}");
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use retrato::data::Fit;
-use retrato::train::TrainConfig;
+use retrato::train::{TrainConfig, finetune_preset};
+use retrato::weights::ModelFile;
 use serde_json::Value;
 
 use super::device::DeviceChoice;
@@ -30,8 +31,13 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Continue the run in --out from its newest checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     resume: bool,
+    /// Start from a trained model file or checkpoint (transfer / fine-tuning): its
+    /// architecture and weights, and its discriminator when it carries one. Without --config
+    /// this uses the few-shot fine-tuning recipe (configs/finetune.toml).
+    #[arg(long, value_name = "MODEL")]
+    from: Option<PathBuf>,
     /// Override any config key, e.g. --set train.lr_g=1e-4 --set model.g_width=32 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -78,21 +84,37 @@ impl From<FitArg> for Fit {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let source = match &args.from {
+        Some(path) => {
+            Some(ModelFile::from_path(path).with_context(|| format!("{}", path.display()))?)
+        }
+        None => None,
+    };
     let config = match args.resume {
         // The checkpoint holds the run's config; overrides still apply (e.g. more epochs).
         true => None,
-        false => Some(resolve_config(&args, None)?),
+        false => Some(resolve_config(&args, None, source.as_ref())?),
     };
-    run::train(args, config)
+    run::train(args, config, source)
 }
 
-/// The preset (or the family's defaults), then `--set` and the shorthand flags.
-fn resolve_config(args: &Args, base: Option<&TrainConfig>) -> Result<TrainConfig> {
-    let mut value = match (base, &args.config) {
-        (Some(config), _) => serde_json::to_value(config)?,
-        (None, Some(path)) => read_toml(path)?,
-        (None, None) => serde_json::json!({ "model": { "family": args.family } }),
+/// The preset (or the family's defaults; with --from, the fine-tuning recipe and the source's
+/// architecture), then `--set` and the shorthand flags.
+fn resolve_config(
+    args: &Args,
+    base: Option<&TrainConfig>,
+    source: Option<&ModelFile>,
+) -> Result<TrainConfig> {
+    let mut value = match (base, &args.config, source) {
+        (Some(config), _, _) => serde_json::to_value(config)?,
+        (None, Some(path), _) => read_toml(path)?,
+        (None, None, Some(_)) => finetune_preset(),
+        (None, None, None) => serde_json::json!({ "model": { "family": args.family } }),
     };
+    if let Some(source) = source {
+        // The architecture is the source's; a preset's [model] section does not apply.
+        value["model"] = serde_json::to_value(&source.header.model)?;
+    }
     let mut overrides = args.overrides.clone();
     let shorthand = [
         ("train.epochs", args.epochs.map(|v| v.to_string())),

@@ -16,8 +16,8 @@ use retrato::sample::{read, seeded_latents};
 use retrato::train::checkpoint::{self, RunInfo};
 use retrato::train::config::OnDivergence;
 use retrato::train::objective::loss_names;
-use retrato::train::{StepLosses, TrainConfig, Trainer};
-use retrato::weights::{self, Evaluation, Header, Part, Storage};
+use retrato::train::{StepLosses, TrainConfig, Trainer, transfer};
+use retrato::weights::{self, Evaluation, Header, ModelFile, Part, Storage};
 
 use super::fid::FidProbe;
 use super::metrics::Metrics;
@@ -32,7 +32,7 @@ const SAMPLE_SEED: u64 = 0x5EED;
 /// Plain progress lines (when stdout is not a terminal) at most this often.
 const LOG_EVERY_SECONDS: f64 = 15.0;
 
-pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
+pub fn train(args: Args, config: Option<TrainConfig>, source: Option<ModelFile>) -> Result<()> {
     let device = args.device.device()?.autodiff();
     let out = args.out.clone();
     let checkpoint_dir = out.join("checkpoints");
@@ -43,7 +43,7 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
                 bail!("{}: no checkpoint to resume from", checkpoint_dir.display());
             };
             let (mut trainer, info) = load_checkpoint(latest, &device)?;
-            let config = resolve_config(&args, Some(&trainer.config))?;
+            let config = resolve_config(&args, Some(&trainer.config), None)?;
             if config.model != trainer.config.model {
                 bail!("the model cannot change when resuming; start a new run with --out");
             }
@@ -58,8 +58,26 @@ pub fn train(args: Args, config: Option<TrainConfig>) -> Result<()> {
                     out.display()
                 );
             }
-            let trainer = Trainer::new(config, &device).map_err(anyhow::Error::msg)?;
-            (trainer, RunInfo::default())
+            let mut info = RunInfo::default();
+            let trainer = match (&source, &args.from) {
+                (Some(source), Some(path)) => {
+                    let transfer = transfer::from_model(config, source, &device)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    let name = path.file_name().unwrap_or(path.as_os_str());
+                    info.started_from = Some(name.to_string_lossy().into_owned());
+                    println!(
+                        "starting from {} ({} discriminator)",
+                        path.display(),
+                        match transfer.pretrained_discriminator {
+                            true => "with its trained",
+                            false => "no discriminator in the file: a fresh",
+                        }
+                    );
+                    transfer.trainer
+                }
+                _ => Trainer::new(config, &device).map_err(anyhow::Error::msg)?,
+            };
+            (trainer, info)
         }
     };
 
@@ -488,7 +506,11 @@ fn write_model(
     header.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     header.storage = Storage::F16;
     header.notes = format!(
-        "Trained with `retrato train`: objective {}, {} steps of batch {}, {}{}.",
+        "{} with `retrato train`: objective {}, {} steps of batch {}, {}{}.",
+        match &info.started_from {
+            Some(from) => format!("Fine-tuned from {from}"),
+            None => "Trained".to_string(),
+        },
         serde_json::to_value(config.train.objective)?
             .as_str()
             .unwrap_or("?"),

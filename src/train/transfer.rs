@@ -1,0 +1,68 @@
+//! Starting a run from a trained model (transfer, fine-tuning): the new run begins at step 0
+//! with fresh optimizers, the generator taken from the file (its moving average when the
+//! file is a checkpoint) and the discriminator too when the file carries one — FreezeD and
+//! few-shot adaptation work far better from a discriminator that already knows faces.
+
+use burn::tensor::Device;
+
+use super::checkpoint::{EMA_PREFIX, Load};
+use super::config::TrainConfig;
+use super::trainer::{Networks, Trainer};
+use crate::model::ModelConfig;
+use crate::weights::{ModelFile, generator_prefix};
+
+/// Tensor-name prefix of a discriminator in a model file or checkpoint.
+pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";
+
+/// A trainer whose networks start from `source`, and whether its discriminator came from
+/// the file (otherwise it is freshly initialised from the run's seed).
+pub struct Transfer {
+    pub trainer: Trainer,
+    pub pretrained_discriminator: bool,
+}
+
+/// A run of `config`'s algorithm on `source`'s architecture (the file's model section
+/// replaces the config's), starting from its weights, on `device` (an autodiff device).
+pub fn from_model(
+    mut config: TrainConfig,
+    source: &ModelFile,
+    device: &Device,
+) -> Result<Transfer, String> {
+    if let ModelConfig::Vae(_) = source.header.model {
+        return Err("fine-tuning starts from a GAN; a VAE model cannot be fine-tuned".into());
+    }
+    config.model = source.header.model.clone();
+    let mut trainer = Trainer::new(config, device)?;
+    let model = trainer.config.model.clone();
+    let ema_prefix = format!("{EMA_PREFIX}{}", generator_prefix(&model));
+    let generator_part = match source.has_part(&ema_prefix) {
+        true => ema_prefix,
+        false => generator_prefix(&model).to_string(),
+    };
+    let pretrained_discriminator = source.has_part(DISCRIMINATOR_PREFIX);
+    let Networks::Gan {
+        generator,
+        discriminator,
+        ..
+    } = &mut trainer.networks
+    else {
+        unreachable!("a GAN config builds GAN networks")
+    };
+    let mut load = Load::new(source, &generator_part);
+    *generator = generator.clone().transform(&mut load);
+    if pretrained_discriminator {
+        let mut load_d = Load::new(source, DISCRIMINATOR_PREFIX);
+        *discriminator = discriminator.clone().transform(&mut load_d);
+        load.error = load.error.or(load_d.error);
+    }
+    if let Some(e) = load.error {
+        return Err(e.to_string());
+    }
+    if trainer.ema.is_some() {
+        trainer.ema = Some(trainer.generator().valid());
+    }
+    Ok(Transfer {
+        trainer,
+        pretrained_discriminator,
+    })
+}
