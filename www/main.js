@@ -4,6 +4,8 @@
 import { Engine } from "./engine.js";
 import { drawGrid, tileAt, animate, downloadPng, downloadTile, recordWebm } from "./grid.js";
 import { readHash, writeHash } from "./share.js";
+import { FineTune } from "./finetune.js";
+import { getModel, listModels } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const MORPH_FRAMES = 16;
@@ -11,8 +13,9 @@ const VARIATION_STRENGTH = 0.3;
 
 const state = {
   catalog: [],
-  entry: null, // the catalogue entry, or null for a file from disk
+  entry: null, // the catalogue entry, { file: "mine:NAME" } for the visitor's own, or null for a file from disk
   modelName: "",
+  info: null, // the loaded model's header
   count: 16,
   view: "grid", // "grid": portraits of the seed; "variations": around the selected one
   selected: -1,
@@ -38,6 +41,39 @@ function showBackend(backend) {
 }
 
 const engine = new Engine({ onBackend: showBackend });
+const MINE = "mine:"; // picker values of the visitor's own (fine-tuned) models
+
+const fineTune = new FineTune({
+  engine,
+  current: () => ({ bytes: engine.modelBytes, name: state.modelName, entry: state.entry, info: state.info }),
+  onModel: async (name) => {
+    await fillPicker();
+    if (name === null) return;
+    await loadEntry(findEntry(MINE + name));
+    state.view = "grid";
+    await render();
+  },
+});
+
+/// The catalogue, then the visitor's own models (IndexedDB) in their own group.
+async function fillPicker() {
+  const select = $("model");
+  const chosen = select.value;
+  select.replaceChildren(...state.catalog.map((entry) => new Option(entry.label, entry.file)));
+  const mine = await listModels().catch(() => []);
+  state.mine = mine.map((m) => ({ file: MINE + m.name, label: m.name }));
+  if (state.mine.length) {
+    const group = document.createElement("optgroup");
+    group.label = "Your models (this browser)";
+    group.append(...state.mine.map((entry) => new Option(entry.label, entry.file)));
+    select.append(group);
+  }
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
+function findEntry(file) {
+  return state.catalog.find((m) => m.file === file) ?? state.mine?.find((m) => m.file === file);
+}
 
 function describe(info, name) {
   const { family, image_size: size } = info.model;
@@ -55,6 +91,7 @@ async function loadBytes(bytes, name, entry) {
   const info = await engine.load(bytes);
   state.entry = entry;
   state.modelName = name;
+  state.info = info;
   $("card").textContent = describe(info, name);
   $("terms").textContent = entry?.terms ?? "";
   $("terms").hidden = !entry?.terms;
@@ -62,6 +99,12 @@ async function loadBytes(bytes, name, entry) {
 }
 
 async function loadEntry(entry) {
+  if (entry.file.startsWith(MINE)) {
+    const model = await getModel(entry.file.slice(MINE.length));
+    if (!model) throw new Error(`${entry.label}: not in this browser's storage any more`);
+    await loadBytes(model.bytes, model.name, entry);
+    return;
+  }
   const response = await fetch(`www/models/${entry.file}`);
   if (!response.ok) throw new Error(`${entry.file}: HTTP ${response.status}`);
   await loadBytes(new Uint8Array(await response.arrayBuffer()), entry.label, entry);
@@ -179,9 +222,10 @@ async function morph(from, to) {
 }
 
 function wire() {
+  fineTune.wire();
   $("model").addEventListener("change", async () => {
     try {
-      await loadEntry(state.catalog.find((m) => m.file === $("model").value));
+      await loadEntry(findEntry($("model").value));
       state.view = "grid";
       await render();
     } catch (error) {
@@ -245,8 +289,10 @@ function wire() {
   document.addEventListener("drop", (event) => {
     event.preventDefault();
     document.body.dataset.drop = "false";
-    const file = event.dataTransfer?.files?.[0];
-    if (file) loadFile(file);
+    const files = [...(event.dataTransfer?.files ?? [])];
+    // Pictures go to fine-tuning; anything else is tried as a model file.
+    if (files.length && files.every((f) => f.type.startsWith("image/"))) fineTune.add(files);
+    else if (files[0]) loadFile(files[0]);
   });
 }
 
@@ -259,13 +305,14 @@ async function main() {
   const choice = params.get("backend");
   await engine.start(["cpu", "webgpu"].includes(choice) ? choice : "auto");
   state.catalog = (await (await fetch("www/models/models.json")).json()).models;
-  for (const entry of state.catalog) $("model").add(new Option(entry.label, entry.file));
+  await fillPicker();
   const shared = readHash();
   if (shared.seed !== undefined) $("seed").value = shared.seed;
   state.count = shared.count ?? state.count;
   document.querySelector(`input[name=count][value="${state.count}"]`).checked = true;
-  const entry = state.catalog.find((m) => m.file === shared.model) ?? state.catalog[0];
+  const entry = findEntry(shared.model) ?? state.catalog[0];
   await loadEntry(entry);
+  await fineTune.offerResume();
   if (shared.view === "variations" && shared.selected !== undefined) {
     state.origin = { seed: seed(), index: shared.selected };
     state.view = "variations";

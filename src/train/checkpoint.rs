@@ -12,7 +12,7 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
-use super::params::{AssignIds, ParamIds};
+use super::params::{AssignIds, ParamIds, Replace, Values, read_values};
 use super::trainer::{Networks, Trainer, optimizer};
 use super::transfer::DISCRIMINATOR_PREFIX;
 use crate::model::{Generator, ModelConfig, ModuleInspect, ModuleTransform};
@@ -158,6 +158,73 @@ pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError
     let json =
         serde_json::to_string(&training).map_err(|e| WeightsError::Internal(e.to_string()))?;
     weights::encode_checkpoint(&header, &parts, Some(&json), &state)
+}
+
+/// The page-ready model file of a trainer on a device that reads synchronously (native, or
+/// the CPU copy a portable checkpoint decodes to): the moving-average generator in f16, or
+/// f32 when a weight is beyond f16's range; returns the bytes and the storage used.
+pub fn model_file(
+    trainer: &Trainer,
+    mut header: Header,
+) -> Result<(Vec<u8>, weights::Storage), WeightsError> {
+    let part = Part::generator(&trainer.sampling_generator(), &trainer.config.model)?;
+    header.storage = weights::Storage::F16;
+    match weights::encode(&header, std::slice::from_ref(&part)) {
+        Err(WeightsError::F16Overflow { .. }) => {
+            header.storage = weights::Storage::F32;
+            Ok((weights::encode(&header, &[part])?, header.storage))
+        }
+        result => Ok((result?, header.storage)),
+    }
+}
+
+/// A checkpoint of `trainer` that any device can write and read, the browser's GPU included:
+/// the networks are read back asynchronously and copied to the CPU; the optimizers' state
+/// is left out (it restarts on resume, as after `--set` of a new learning rate).
+pub async fn encode_portable(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, String> {
+    let cpu = Device::flex();
+    let model = &trainer.config.model;
+    let copy_generator = |g: &Generator| {
+        let mut values = Values::default();
+        g.valid().inspect(&mut values);
+        values
+    };
+    let networks = match &trainer.networks {
+        Networks::Gan { discriminator, .. } => {
+            let g = read_values(copy_generator(&trainer.generator())).await?;
+            let mut d_values = Values::default();
+            discriminator.valid().inspect(&mut d_values);
+            let d = read_values(d_values).await?;
+            Networks::Gan {
+                generator: model.init_generator(&cpu).transform(&mut Replace::new(g)),
+                discriminator: (model.init_discriminator(&cpu).expect("GAN family"))
+                    .transform(&mut Replace::new(d)),
+                optimizer_g: optimizer(&trainer.config),
+                optimizer_d: optimizer(&trainer.config),
+            }
+        }
+        Networks::Vae { .. } => return Err("portable checkpoints are for GAN fine-tuning".into()),
+    };
+    let ema = match &trainer.ema {
+        Some(ema) => {
+            let values = read_values(copy_generator(ema)).await?;
+            Some(
+                model
+                    .init_generator(&cpu)
+                    .transform(&mut Replace::new(values)),
+            )
+        }
+        None => None,
+    };
+    let copy = Trainer::from_networks(
+        trainer.config.clone(),
+        networks,
+        ema,
+        trainer.step,
+        trainer.lr_scale,
+        &cpu,
+    );
+    encode(&copy, info).map_err(|e| e.to_string())
 }
 
 /// A trainer and its run info from checkpoint bytes, on `device` (an autodiff device).

@@ -23,6 +23,12 @@ pub fn finetune_preset() -> serde_json::Value {
     serde_json::to_value(table).expect("TOML values are JSON values")
 }
 
+/// Fine-tuning steps for `images` pictures when the visitor does not choose: enough passes
+/// for a small set to leave its mark, capped so that a laptop finishes in minutes.
+pub fn finetune_steps(images: usize) -> u64 {
+    (images as u64 * 10).clamp(200, 600)
+}
+
 /// The fine-tuning recipe for `model` (the architecture of the model being adapted).
 pub fn finetune_config(model: &crate::model::ModelConfig) -> Result<TrainConfig, String> {
     let mut value = finetune_preset();

@@ -4,7 +4,7 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Gradients, Tensor};
+use burn::tensor::{Gradients, Tensor, TensorData};
 
 use crate::model::{ModuleInspect, ModuleTransform};
 
@@ -186,5 +186,58 @@ impl ModuleMapper for MovingAverage {
             let value = value.reshape(average.dims());
             average * decay + value * (1.0 - decay)
         })
+    }
+}
+
+/// Every tensor [`Values`] listed, read back in one transfer. Async because a browser's GPU
+/// reads no other way; natively it returns at once.
+pub async fn read_values(values: Values) -> Result<Vec<Vec<f32>>, String> {
+    let lengths: Vec<usize> = values.0.iter().map(|t| t.dims()[0]).collect();
+    if lengths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let data = Tensor::cat(values.0, 0)
+        .into_data_async()
+        .await
+        .map_err(|e| format!("reading the weights back failed: {e:?}"))?;
+    let flat = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("reading the weights back failed: {e:?}"))?;
+    let mut rest = flat.as_slice();
+    Ok(lengths
+        .into_iter()
+        .map(|n| {
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
+        })
+        .collect())
+}
+
+/// Gives a module's tensors the values [`read_values`] returned (same visiting order), on the
+/// module's own device: how a copy of a GPU network is built on the CPU.
+pub struct Replace {
+    values: std::vec::IntoIter<Vec<f32>>,
+}
+
+impl Replace {
+    pub fn new(values: Vec<Vec<f32>>) -> Self {
+        Self {
+            values: values.into_iter(),
+        }
+    }
+}
+
+impl ModuleTransform for Replace {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for Replace {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let values = self.values.next().expect("same architecture");
+        param.map(|t| Tensor::from_data(TensorData::new(values, t.shape()), &t.device()))
     }
 }

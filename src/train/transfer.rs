@@ -23,9 +23,12 @@ pub struct Transfer {
 
 /// A run of `config`'s algorithm on `source`'s architecture (the file's model section
 /// replaces the config's), starting from its weights, on `device` (an autodiff device).
+/// The discriminator comes from `discriminator` when given (the page keeps it in a separate
+/// file, fetched only to fine-tune), else from `source` when it has one.
 pub fn from_model(
     mut config: TrainConfig,
     source: &ModelFile,
+    discriminator_file: Option<&ModelFile>,
     device: &Device,
 ) -> Result<Transfer, String> {
     if let ModelConfig::Vae(_) = source.header.model {
@@ -39,7 +42,22 @@ pub fn from_model(
         true => ema_prefix,
         false => generator_prefix(&model).to_string(),
     };
-    let pretrained_discriminator = source.has_part(DISCRIMINATOR_PREFIX);
+    let d_source = discriminator_file
+        .or(Some(source))
+        .filter(|file| file.has_part(DISCRIMINATOR_PREFIX));
+    if let Some(file) = discriminator_file
+        && file.header.model != source.header.model
+    {
+        return Err(format!(
+            "the discriminator file is for another architecture ({} {}) than the model",
+            file.header.model.family(),
+            file.header.model.image_size()
+        ));
+    }
+    if discriminator_file.is_some() && d_source.is_none() {
+        return Err("the discriminator file holds no discriminator".into());
+    }
+    let pretrained_discriminator = d_source.is_some();
     let Networks::Gan {
         generator,
         discriminator,
@@ -50,8 +68,8 @@ pub fn from_model(
     };
     let mut load = Load::new(source, &generator_part);
     *generator = generator.clone().transform(&mut load);
-    if pretrained_discriminator {
-        let mut load_d = Load::new(source, DISCRIMINATOR_PREFIX);
+    if let Some(d_source) = d_source {
+        let mut load_d = Load::new(d_source, DISCRIMINATOR_PREFIX);
         *discriminator = discriminator.clone().transform(&mut load_d);
         load.error = load.error.or(load_d.error);
     }

@@ -2,6 +2,8 @@
 //! once, keeps the loaded generator, and hands RGBA pixels back; every decision about models,
 //! latents and pixels is made by the same code the CLI uses.
 
+mod finetune;
+
 use std::cell::RefCell;
 
 use burn::tensor::{Device, Tensor};
@@ -226,9 +228,18 @@ fn parse_seed(seed: &str) -> Result<u64, JsError> {
 async fn portraits_of(make: impl FnOnce(usize) -> Vec<f32>) -> Result<JsValue, JsError> {
     let (device, generator) = with_state(|s| (s.device.clone(), s.generator.clone()))?;
     let generator = generator.ok_or_else(|| JsError::new("no model loaded"))?;
+    portraits(&generator, &device, make).await
+}
+
+/// Runs `generator` (on `device`) on the latents `make(latent_dim)` gives, as RGBA.
+async fn portraits(
+    generator: &Generator,
+    device: &Device,
+    make: impl FnOnce(usize) -> Vec<f32>,
+) -> Result<JsValue, JsError> {
     let dim = generator.latent_dim();
-    let z = latents_tensor(make(dim), dim, &device);
-    let images: Tensor<4> = run(&generator, z, false);
+    let z = latents_tensor(make(dim), dim, device);
+    let images: Tensor<4> = run(generator, z, false);
     let [n, c, h, w] = images.dims();
     // [N, C, H, W] → [N, H, W, C] bytes, done on the device so only bytes cross back.
     let bytes = (images.permute([0, 2, 3, 1]) * 255.0 + 0.5).clamp(0.0, 255.0);

@@ -431,7 +431,7 @@ fn transfer_starts_from_the_files_generator_and_discriminator() {
         retrato::train::finetune_config(&ModelConfig::default_for("dcgan").unwrap()).unwrap();
     finetune.train.batch_size = 8;
 
-    let started = transfer::from_model(finetune.clone(), &checkpoint, &device()).unwrap();
+    let started = transfer::from_model(finetune.clone(), &checkpoint, None, &device()).unwrap();
     assert!(started.pretrained_discriminator);
     let trainer = started.trainer;
     assert_eq!(trainer.step, 0);
@@ -459,13 +459,23 @@ fn transfer_starts_from_the_files_generator_and_discriminator() {
     let part = Part::generator(&source.sampling_generator(), &source.config.model).unwrap();
     let exported =
         ModelFile::from_bytes(&retrato::weights::encode(&header, &[part]).unwrap()).unwrap();
-    let mut fresh = transfer::from_model(finetune.clone(), &exported, &device()).unwrap();
+    let mut fresh = transfer::from_model(finetune.clone(), &exported, None, &device()).unwrap();
     assert!(!fresh.pretrained_discriminator);
     assert_ne!(
         discriminator_values(&fresh.trainer),
         discriminator_values(&source)
     );
     assert_finite(&train(&mut fresh.trainer, 2));
+    // … unless the discriminator comes in a second file (how the page ships it).
+    let paired =
+        transfer::from_model(finetune.clone(), &exported, Some(&checkpoint), &device()).unwrap();
+    assert!(paired.pretrained_discriminator);
+    assert_eq!(
+        discriminator_values(&paired.trainer),
+        discriminator_values(&source)
+    );
+    let no_d = transfer::from_model(finetune.clone(), &exported, Some(&exported), &device());
+    assert!(no_d.err().unwrap().contains("no discriminator"));
 
     // A VAE has no discriminator to adapt against: refused with the reason.
     let vae = serde_json::json!({ "family": "vae", "image_size": 32, "latent_dim": 8 });
@@ -474,8 +484,52 @@ fn transfer_starts_from_the_files_generator_and_discriminator() {
     let vae_file =
         ModelFile::from_bytes(&checkpoint::encode(&vae_trainer, &RunInfo::default()).unwrap())
             .unwrap();
-    let refused = transfer::from_model(finetune, &vae_file, &device())
+    let refused = transfer::from_model(finetune, &vae_file, None, &device())
         .err()
         .unwrap();
     assert!(refused.contains("VAE"), "{refused}");
+}
+
+/// The page's checkpoint (read back asynchronously, no optimizer state) restores the same
+/// networks, average and step; training goes on from it.
+#[test]
+fn a_portable_checkpoint_restores_the_networks_and_step() {
+    let config = config(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 8, "ema_decay": 0.9, "freeze_d": 1 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    train(&mut trainer, 3);
+    let info = RunInfo {
+        started_from: Some("source.safetensors".into()),
+        ..RunInfo::default()
+    };
+    let bytes = pollster::block_on(checkpoint::encode_portable(&trainer, &info)).unwrap();
+    let (mut restored, restored_info) = checkpoint::decode(&bytes, &device()).unwrap();
+    assert_eq!(restored.step, 3);
+    assert_eq!(restored_info, info);
+    assert_eq!(restored.config, trainer.config);
+    assert_eq!(
+        discriminator_values(&restored),
+        discriminator_values(&trainer)
+    );
+    let plain = Device::flex();
+    for pick in [Trainer::sampling_generator, |t: &Trainer| {
+        t.generator().valid()
+    }] {
+        let z = retrato::sample::seeded_latents(&pick(&trainer), 4, 0, 4, &plain);
+        let a = pick(&trainer)
+            .generate(z.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = pick(&restored)
+            .generate(z)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(max_abs_diff(&a, &b) < 1e-6);
+    }
+    assert_finite(&train(&mut restored, 2));
+    assert_eq!(restored.step, 5);
 }

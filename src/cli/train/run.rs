@@ -17,7 +17,7 @@ use retrato::train::checkpoint::{self, RunInfo};
 use retrato::train::config::OnDivergence;
 use retrato::train::objective::loss_names;
 use retrato::train::{StepLosses, TrainConfig, Trainer, transfer};
-use retrato::weights::{self, Evaluation, Header, ModelFile, Part, Storage};
+use retrato::weights::{Evaluation, Header, ModelFile, Storage};
 
 use super::fid::FidProbe;
 use super::metrics::Metrics;
@@ -61,7 +61,7 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<ModelFile>)
             let mut info = RunInfo::default();
             let trainer = match (&source, &args.from) {
                 (Some(source), Some(path)) => {
-                    let transfer = transfer::from_model(config, source, &device)
+                    let transfer = transfer::from_model(config, source, None, &device)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let name = path.file_name().unwrap_or(path.as_os_str());
                     info.started_from = Some(name.to_string_lossy().into_owned());
@@ -504,7 +504,6 @@ fn write_model(
     header.dataset = info.dataset.clone();
     header.steps = trainer.step;
     header.created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    header.storage = Storage::F16;
     header.notes = format!(
         "{} with `retrato train`: objective {}, {} steps of batch {}, {}{}.",
         match &info.started_from {
@@ -522,15 +521,9 @@ fn write_model(
             None => String::new(),
         }
     );
-    let part = Part::generator(&trainer.sampling_generator(), &config.model)?;
-    let bytes = match weights::encode(&header, std::slice::from_ref(&part)) {
-        Ok(bytes) => bytes,
-        Err(weights::WeightsError::F16Overflow { .. }) => {
-            println!("note: weights exceed f16's range; the model file is stored as f32");
-            header.storage = Storage::F32;
-            weights::encode(&header, &[part])?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (bytes, storage) = checkpoint::model_file(trainer, header)?;
+    if storage == Storage::F32 {
+        println!("note: weights exceed f16's range; the model file is stored as f32");
+    }
     write_atomic(path, &bytes)
 }
