@@ -1,20 +1,45 @@
-//! `retrato bench train`: the training step's speed, measured in-process after a warm-up,
-//! on synthetic images (decoding is not what is measured). `bench/train.sh` runs it beside
+//! `retrato bench train` / `bench finetune`: the training step's speed, measured in-process
+//! after a warm-up, on synthetic images (decoding is not what is measured). `bench/train.sh` runs it beside
 //! `bench/pytorch_dcgan.py`, the same network, batch and optimizer in PyTorch.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use burn::tensor::{Distribution, Tensor};
 use retrato::model::ModelConfig;
-use retrato::train::{Objective, TrainConfig, Trainer};
+use retrato::train::{Objective, TrainConfig, Trainer, finetune_config, transfer};
 
 use super::device::DeviceChoice;
+use super::files::load_model;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Images per second of full training steps (D on real and fake, then G).
     Train(TrainArgs),
+    /// Steps per second of fine-tuning a model file with the page's recipe and batch.
+    Finetune(FinetuneArgs),
+}
+
+#[derive(clap::Args)]
+pub struct FinetuneArgs {
+    /// The model to adapt (e.g. www/models/celeba-64.safetensors).
+    #[arg(long, value_name = "MODEL")]
+    from: PathBuf,
+    /// Its discriminator, when kept in a separate file (as the page ships it).
+    #[arg(long)]
+    discriminator: Option<PathBuf>,
+    /// Number of pictures (the batch is the recipe's, at most this many).
+    #[arg(long, default_value_t = 20)]
+    images: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -41,7 +66,66 @@ pub struct TrainArgs {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(args) => train(args),
+        Command::Finetune(args) => finetune(args),
     }
+}
+
+/// Median seconds of `steps` timed steps after `warmup`, each read back (so really done).
+fn time_steps(trainer: &mut Trainer, real: &Tensor<4>, warmup: usize, steps: usize) -> Vec<f64> {
+    let mut times = Vec::new();
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        let losses = trainer.train_step(real.clone());
+        // Reading the losses waits for the device: the step is really done.
+        for (_, loss) in losses.0 {
+            let _ = loss.into_data();
+        }
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+fn finetune(args: FinetuneArgs) -> Result<()> {
+    let source = load_model(&args.from)?;
+    let d_file = args.discriminator.as_deref().map(load_model).transpose()?;
+    let mut config = finetune_config(&source.header.model).map_err(anyhow::Error::msg)?;
+    config.train.batch_size = config.train.batch_size.min(args.images);
+    let device = args.device.device()?.autodiff();
+    let mut trainer = transfer::from_model(config, &source, d_file.as_ref(), &device)
+        .map_err(anyhow::Error::msg)?
+        .trainer;
+    let (batch, size) = (
+        trainer.config.train.batch_size,
+        source.header.model.image_size(),
+    );
+    let real = Tensor::<4>::random(
+        [batch, 3, size, size],
+        Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let times = time_steps(&mut trainer, &real, args.warmup, args.steps);
+    let median = times[times.len() / 2];
+    let threads = rayon::current_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "tool": "retrato", "bench": "finetune", "batch": batch,
+                "median_step_s": median, "steps_per_s": 1.0 / median, "threads": threads })
+        );
+    } else {
+        println!(
+            "retrato fine-tune {}, batch {batch}: median step {median:.3} s (min {:.3}, max {:.3}) over {} steps, {:.2} steps/s, {threads} threads",
+            args.from.display(),
+            times[0],
+            times[times.len() - 1],
+            args.steps,
+            1.0 / median,
+        );
+    }
+    Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -64,19 +148,7 @@ fn train(args: TrainArgs) -> Result<()> {
         Distribution::Uniform(-1.0, 1.0),
         &device,
     );
-    let mut times = Vec::new();
-    for i in 0..args.warmup + args.steps {
-        let start = Instant::now();
-        let losses = trainer.train_step(real.clone());
-        // Reading the losses waits for the device: the step is really done.
-        for (_, loss) in losses.0 {
-            let _ = loss.into_data();
-        }
-        if i >= args.warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
+    let times = time_steps(&mut trainer, &real, args.warmup, args.steps);
     let median = times[times.len() / 2];
     let images_per_s = args.batch as f64 / median;
     let peak_mib = peak_memory_mib();

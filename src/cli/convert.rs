@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Device;
+use retrato::train::finetune_config;
+use retrato::train::transfer::{self, DISCRIMINATOR_PREFIX};
 use retrato::weights::{self, Storage};
 
 use super::files::{load_model, write_atomic};
@@ -18,6 +20,18 @@ pub enum StorageChoice {
     Int8,
 }
 
+/// Which networks the new file holds.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+pub enum PartChoice {
+    /// Everything the file holds (generator, and discriminator or encoder when present).
+    #[default]
+    All,
+    /// The generator to sample from: a checkpoint's moving average when it has one.
+    Sampling,
+    /// Only the discriminator: what the page fetches to fine-tune the model.
+    Discriminator,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A retrato model file or checkpoint, or a PyTorch DCGAN netG state_dict (safetensors).
@@ -27,6 +41,8 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, value_enum)]
     storage: StorageChoice,
+    #[arg(long, value_enum, default_value_t)]
+    part: PartChoice,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -37,13 +53,38 @@ pub fn run(args: Args) -> Result<()> {
         StorageChoice::F16 => Storage::F16,
         StorageChoice::Int8 => Storage::Int8,
     };
-    // Only what the generator (and discriminator, when present) reads is kept.
-    let bytes = weights::encode(&header, &[model.part()])
+    let generator = weights::generator_prefix(&header.model);
+    let ema = format!("ema.{generator}");
+    // Only what the networks read is kept: a checkpoint's optimizer state is left behind.
+    let part = match args.part {
+        PartChoice::All => model.part(),
+        PartChoice::Sampling if model.has_part(&ema) => model.part_under(&ema, generator),
+        PartChoice::Sampling => model.part_under(generator, generator),
+        PartChoice::Discriminator if !model.has_part(DISCRIMINATOR_PREFIX) => {
+            bail!(
+                "{}: holds no discriminator (a training checkpoint does)",
+                args.model.display()
+            )
+        }
+        PartChoice::Discriminator => model.part_under(DISCRIMINATOR_PREFIX, DISCRIMINATOR_PREFIX),
+    };
+    let bytes = weights::encode(&header, &[part])
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     write_atomic(&args.out, &bytes)?;
     let (before, after) = (std::fs::metadata(&args.model)?.len(), bytes.len() as u64);
     // Read back what was written: a file this command makes must load.
-    load_model(&args.out)?.generator(&Device::flex())?;
+    let written = load_model(&args.out)?;
+    match args.part {
+        PartChoice::Discriminator => {
+            let config = finetune_config(&header.model).map_err(anyhow::Error::msg)?;
+            let device = Device::flex().autodiff();
+            transfer::from_model(config, &model, Some(&written), &device)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+        }
+        _ => {
+            written.generator(&Device::flex())?;
+        }
+    }
     println!(
         "{} ({:.2} MB) -> {} ({:.2} MB, {:?})",
         args.model.display(),

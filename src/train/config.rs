@@ -85,6 +85,9 @@ pub struct TrainOptions {
     pub kl_weight: f64,
     /// Decay of the generator's exponential moving average; 0 turns it off.
     pub ema_decay: f64,
+    /// Ramp the average's decay up from 0 over the first steps, so that a random start does
+    /// not linger in it. A fine-tuning run starts from a trained generator and turns it off.
+    pub ema_warmup: bool,
     /// FreezeD (Mo et al. 2020): the discriminator's first `freeze_d` layers (from the image
     /// side) keep their weights. For fine-tuning a pretrained model on few images.
     pub freeze_d: usize,
@@ -114,6 +117,7 @@ impl Default for TrainOptions {
             reconstruction: Reconstruction::Mse,
             kl_weight: 1.0,
             ema_decay: 0.0,
+            ema_warmup: true,
             freeze_d: 0,
             augment: Vec::new(),
             flip: false,

@@ -277,15 +277,17 @@ impl Trainer {
         StepLosses(out)
     }
 
-    /// EMA with the usual warm-up: the effective decay grows from 0 so that early averages
-    /// are not dominated by the random initialisation.
+    /// EMA, with the usual warm-up unless turned off: the effective decay grows from 0 so that
+    /// early averages are not dominated by the random initialisation.
     fn update_ema(&mut self) {
         let Some(ema) = self.ema.take() else { return };
-        let decay = self
-            .config
-            .train
-            .ema_decay
-            .min((1.0 + self.step as f64) / (10.0 + self.step as f64));
+        let t = &self.config.train;
+        let decay = match t.ema_warmup {
+            true => t
+                .ema_decay
+                .min((1.0 + self.step as f64) / (10.0 + self.step as f64)),
+            false => t.ema_decay,
+        };
         let mut values = Values::default();
         self.generator().valid().inspect(&mut values);
         self.ema = Some(ema.transform(&mut MovingAverage::new(decay, values)));

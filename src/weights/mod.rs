@@ -258,6 +258,25 @@ impl ModelFile {
         }
     }
 
+    /// The tensors under `prefix`, renamed to start with `renamed` instead (e.g. a checkpoint's
+    /// moving-average generator as a model file's generator).
+    pub fn part_under(&self, prefix: &str, renamed: &str) -> Part {
+        Part {
+            tensors: self
+                .tensors
+                .iter()
+                .filter_map(|(name, t)| {
+                    let rest = name.strip_prefix(prefix)?;
+                    Some((
+                        format!("{renamed}{rest}"),
+                        t.shape.clone(),
+                        t.values.clone(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
     /// Names of the stored tensors, sorted.
     pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)

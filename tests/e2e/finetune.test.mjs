@@ -8,9 +8,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
-import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "./server.mjs";
+import { pictures } from "./pictures.mjs";
 
 const DIST = resolve(import.meta.dirname, "../../dist");
 const SHOTS = resolve(process.env.CARGO_TARGET_DIR ?? "/tmp", "e2e-screenshots");
@@ -31,54 +31,6 @@ before(async () => {
     "--with-discriminator", "--seed", "3", "--out", tiny]);
 });
 after(async () => server?.close());
-
-/// A PNG of `width`×`height` RGB pixels from `pixel(x, y)` (zlib from node, CRCs by hand).
-function png(width, height, pixel) {
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    rows.push(0);
-    for (let x = 0; x < width; x++) rows.push(...pixel(x, y));
-  }
-  const chunk = (type, data) => {
-    const body = Buffer.concat([Buffer.from(type), data]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", header),
-    chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
-}
-
-function crc32(bytes) {
-  let crc = ~0;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return ~crc >>> 0;
-}
-
-/// 20 "portraits" (a warm disc on a coloured ground, non-square so the crop matters), one
-/// empty file and one that is not an image.
-function pictures() {
-  const files = [];
-  for (let i = 0; i < 20; i++) {
-    const ground = [(i * 53) % 200, (i * 97) % 200, (i * 31) % 200];
-    files.push({ name: `face-${i}.png`, mimeType: "image/png", buffer: png(40, 52, (x, y) => {
-      const inside = (x - 20) ** 2 + (y - 24 - (i % 5)) ** 2 < 150;
-      return inside ? [230, 170 + (i % 3) * 20, 140] : ground;
-    }) });
-  }
-  files.push({ name: "empty.png", mimeType: "image/png", buffer: Buffer.alloc(0) });
-  files.push({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a picture") });
-  return files;
-}
 
 async function open(browser, query) {
   const context = await browser.newContext({ acceptDownloads: true });
@@ -132,7 +84,7 @@ function worstDifference(gridPixels, native) {
   return worst;
 }
 
-async function fineTuneFlow({ webgpu, query, shot }) {
+async function fineTuneFlow({ webgpu, query, shot, steps }) {
   const args = [...FLAGS, ...(webgpu ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan"] : ["--disable-gpu"])];
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true, args });
   try {
@@ -146,7 +98,7 @@ async function fineTuneFlow({ webgpu, query, shot }) {
     assert.equal(await page.locator("#tune-pictures canvas").count(), 20, "a thumbnail per usable picture");
 
     await page.fill("#tune-name", "e2e tuned");
-    await page.fill("#tune-steps", "60");
+    await page.fill("#tune-steps", String(steps));
     await page.click("#tune-start");
     await page.waitForFunction(() => document.getElementById("tune-before").dataset.step === "0", null, { timeout: TIMEOUT });
     const before = await canvasPixels(page, "tune-before");
@@ -157,9 +109,9 @@ async function fineTuneFlow({ webgpu, query, shot }) {
     await page.waitForTimeout(1500);
     assert.equal(await step(page), paused, "a paused run does not advance");
     await page.click("#tune-pause");
-    await waitForStep(page, 60);
-    await page.waitForFunction(() => /^done: 60 steps/.test(document.getElementById("tune-status").textContent), null, { timeout: TIMEOUT });
-    assert.match(await page.textContent("#tune-numbers"), /step 60 of 60 · [\d.]+ steps\/s/);
+    await waitForStep(page, steps);
+    await page.waitForFunction((n) => new RegExp(`^done: ${n} steps`).test(document.getElementById("tune-status").textContent), steps, { timeout: TIMEOUT });
+    assert.match(await page.textContent("#tune-numbers"), new RegExp(`step ${steps} of ${steps} · [\\d.]+ steps/s`));
     const after = await canvasPixels(page, "tune-now");
     assert.notDeepEqual(after, before, "the fixed-seed portraits changed");
     await page.screenshot({ path: resolve(SHOTS, shot), fullPage: true });
@@ -191,7 +143,7 @@ async function fineTuneFlow({ webgpu, query, shot }) {
         throw new Error(`${error.message}\n${said.join("\n")}\npage errors: ${errors.join("; ")}`);
       });
     assert.match(await page.textContent("#tune-resume"), /“second”, was saved at step \d+ of 400/);
-    assert.match(await page.textContent("#tune-models"), /e2e tuned — from tiny\.safetensors, 20 pictures, 60 steps/);
+    assert.match(await page.textContent("#tune-models"), new RegExp(`e2e tuned — from tiny\\.safetensors, 20 pictures, ${steps} steps`));
     await page.click("#tune-resume [data-do=resume]");
     await page.waitForFunction(() => /resumed at step/.test(document.getElementById("tune-status").textContent), null, { timeout: TIMEOUT });
     const resumedAt = await step(page);
@@ -207,9 +159,10 @@ async function fineTuneFlow({ webgpu, query, shot }) {
 }
 
 test("fine-tune on the CPU fallback: upload, train, pause, keep, export, resume after reload", { timeout: TIMEOUT * 4 }, async () => {
-  await fineTuneFlow({ webgpu: false, query: "?backend=cpu", shot: "finetune-cpu.png" });
+  await fineTuneFlow({ webgpu: false, query: "?backend=cpu", shot: "finetune-cpu.png", steps: 60 });
 });
 
-test("fine-tune on WebGPU (SwiftShader)", { timeout: TIMEOUT * 4 }, async () => {
-  await fineTuneFlow({ webgpu: true, query: "?backend=webgpu", shot: "finetune-webgpu.png" });
+// SwiftShader runs WebGPU on the CPU, far slower than the wasm CPU path: fewer steps.
+test("fine-tune on WebGPU (SwiftShader): the same flow, the export matching the native CLI", { timeout: TIMEOUT * 4 }, async () => {
+  await fineTuneFlow({ webgpu: true, query: "?backend=webgpu", shot: "finetune-webgpu.png", steps: 12 });
 });

@@ -144,6 +144,65 @@ fn convert_to_int8_halves_the_file_and_the_portraits_stay_close() {
     assert!(!refused.status.success());
 }
 
+/// `convert --part`: the page's two files from one with both networks — the generator to
+/// sample from, and the discriminator alone (fetched only to fine-tune).
+#[test]
+fn convert_splits_generator_and_discriminator() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = path(dir.path(), "both.safetensors");
+    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
+    let mut init = vec![
+        "init",
+        "--family",
+        "dcgan",
+        "--with-discriminator",
+        "--out",
+        &both,
+    ];
+    init.extend(small);
+    ok(&init);
+    let names = |p: &str| -> Vec<String> {
+        let file = retrato::weights::ModelFile::from_path(Path::new(p)).unwrap();
+        file.tensor_names().map(str::to_string).collect()
+    };
+    let convert = |part: &str, out: &str| {
+        retrato(&[
+            "convert",
+            "--model",
+            &both,
+            "--storage",
+            "f16",
+            "--part",
+            part,
+            "--out",
+            out,
+        ])
+    };
+    let (g, d) = (
+        path(dir.path(), "g.safetensors"),
+        path(dir.path(), "d.safetensors"),
+    );
+    assert!(convert("sampling", &g).status.success());
+    assert!(convert("discriminator", &d).status.success());
+    assert!(names(&g).iter().all(|n| n.starts_with("generator.")));
+    assert!(names(&d).iter().all(|n| n.starts_with("discriminator.")));
+    assert_eq!(names(&g).len() + names(&d).len(), names(&both).len());
+    // A file without a discriminator has none to give: one line saying so.
+    let refused = retrato(&[
+        "convert",
+        "--model",
+        &g,
+        "--storage",
+        "f16",
+        "--part",
+        "discriminator",
+        "--out",
+        &d,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no discriminator"));
+}
+
 #[test]
 fn dcgan_info_counts_pytorch_parameters() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,6 +38,10 @@ pub struct Args {
     /// this uses the few-shot fine-tuning recipe (configs/finetune.toml).
     #[arg(long, value_name = "MODEL")]
     from: Option<PathBuf>,
+    /// With --from: the model's trained discriminator from a separate file (as the page ships
+    /// it, e.g. www/models/celeba-64.discriminator.safetensors).
+    #[arg(long, requires = "from")]
+    discriminator: Option<PathBuf>,
     /// Override any config key, e.g. --set train.lr_g=1e-4 --set model.g_width=32 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,

@@ -61,7 +61,13 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<ModelFile>)
             let mut info = RunInfo::default();
             let trainer = match (&source, &args.from) {
                 (Some(source), Some(path)) => {
-                    let transfer = transfer::from_model(config, source, None, &device)
+                    let d_file = match &args.discriminator {
+                        Some(d) => {
+                            Some(ModelFile::from_path(d).with_context(|| d.display().to_string())?)
+                        }
+                        None => None,
+                    };
+                    let transfer = transfer::from_model(config, source, d_file.as_ref(), &device)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let name = path.file_name().unwrap_or(path.as_os_str());
                     info.started_from = Some(name.to_string_lossy().into_owned());
