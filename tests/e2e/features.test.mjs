@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
+import { serve, watchPage } from "./server.mjs";
 
 const DIST = resolve(import.meta.dirname, "../../dist");
 const SHOTS = resolve(process.env.CARGO_TARGET_DIR ?? "/tmp", "e2e-screenshots");
@@ -27,13 +27,7 @@ after(async () => { await browser?.close(); await server?.close(); });
 async function open(hash = "#model=random-dcgan-64.safetensors") {
   const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
-  const errors = [];
-  const foreign = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
-  context.on("request", (request) => {
-    const url = request.url();
-    if (!url.startsWith(server.url) && !url.startsWith("data:") && !url.startsWith("blob:")) foreign.push(url);
-  });
+  const { errors, foreign } = watchPage(context, page, server.url);
   await page.goto(`${server.url}${hash}`);
   return { context, page, errors, foreign };
 }

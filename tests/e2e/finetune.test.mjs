@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { chromium } from "playwright-core";
-import { serve } from "./server.mjs";
+import { serve, watchPage } from "./server.mjs";
 import { pictures } from "./pictures.mjs";
 
 const DIST = resolve(import.meta.dirname, "../../dist");
@@ -35,13 +35,7 @@ after(async () => server?.close());
 async function open(browser, query) {
   const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
-  const errors = [];
-  const foreign = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
-  context.on("request", (request) => {
-    const url = request.url();
-    if (!url.startsWith(server.url) && !url.startsWith("data:") && !url.startsWith("blob:")) foreign.push(url);
-  });
+  const { errors, foreign } = watchPage(context, page, server.url);
   await page.goto(`${server.url}${query}#model=random-dcgan-64.safetensors`);
   await page.waitForFunction(() => document.getElementById("grid").dataset.drawn === "16", null, { timeout: TIMEOUT });
   await page.setInputFiles("#file", tiny);

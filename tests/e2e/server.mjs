@@ -40,3 +40,16 @@ export async function serve(root, mounts = {}) {
   const url = `http://localhost:${server.address().port}/`;
   return { url, requests, close: () => new Promise((resolve) => server.close(resolve)) };
 }
+
+/// Collects a page's uncaught errors and every request that leaves `origin` (data: and blob:
+/// URLs stay inside the page), for the tests' "no errors, no foreign request" checks.
+export function watchPage(context, page, origin) {
+  const errors = [];
+  const foreign = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  context.on("request", (request) => {
+    const url = request.url();
+    if (!url.startsWith(origin) && !url.startsWith("data:") && !url.startsWith("blob:")) foreign.push(url);
+  });
+  return { errors, foreign };
+}

@@ -97,3 +97,44 @@ fn config_round_trips_through_json_with_its_family_tag() {
         assert_eq!(serde_json::from_str::<ModelConfig>(&json).unwrap(), config);
     }
 }
+
+/// Every model the page lists loads and draws non-blank portraits; a listed discriminator
+/// starts a fine-tuning run on its model; every card file exists.
+#[test]
+fn every_shipped_model_loads_and_its_discriminator_fits() {
+    use retrato::weights::ModelFile;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models");
+    let catalogue: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("models.json")).unwrap()).unwrap();
+    let models = catalogue["models"].as_array().unwrap();
+    assert!(models.len() >= 2);
+    for entry in models {
+        let file = entry["file"].as_str().unwrap();
+        let model = ModelFile::from_path(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let generator = model.generator(&device()).unwrap();
+        let z = retrato::sample::seeded_latents(&generator, 0, 0, 2, &device());
+        let pixels = generator
+            .generate(z)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
+        let spread = pixels.iter().map(|v| (v - mean).abs()).sum::<f32>() / pixels.len() as f32;
+        assert!(spread > 0.01, "{file} draws flat portraits");
+        if let Some(card) = entry["card"].as_str() {
+            assert!(dir.join(card).exists(), "{file}: card {card} missing");
+        }
+        if let Some(d) = entry["discriminator"].as_str() {
+            let d_file = ModelFile::from_path(&dir.join(d)).unwrap();
+            let config = retrato::train::finetune_config(&model.header.model).unwrap();
+            let started = retrato::train::transfer::from_model(
+                config,
+                &model,
+                Some(&d_file),
+                &device().autodiff(),
+            )
+            .unwrap_or_else(|e| panic!("{d}: {e}"));
+            assert!(started.pretrained_discriminator);
+        }
+    }
+}
