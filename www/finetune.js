@@ -119,6 +119,8 @@ export class FineTune {
     const model = this.current();
     const name = $("tune-name").value.trim() || `${model.name} · mine`;
     const steps = Number($("tune-steps").value) || undefined;
+    const learningRate = Number($("tune-lr").value) || undefined;
+    const freeze = $("tune-freeze").value === "" ? undefined : Number($("tune-freeze").value);
     $("tune-saved").textContent = "";
     try {
       let discriminator = null;
@@ -129,11 +131,11 @@ export class FineTune {
       }
       const pixels = this.pixels();
       const info = await this.engine.call("tuneStart", {
-        model: model.bytes.slice(), discriminator, pixels: pixels.slice(), options: { source: model.name, steps },
+        model: model.bytes.slice(), discriminator, pixels: pixels.slice(), options: { source: model.name, steps, learningRate, freezeD: freeze },
       });
       this.begin({ name, source: model.name, pixels, totalSteps: info.totalSteps, step: 0 });
       this.status(`${info.images} pictures, ${info.totalSteps} steps of ${info.batchSize}, learning rate ${info.learningRate}, ` +
-        `${info.frozenLayers} discriminator layers frozen` +
+        `${info.frozenLayers} discriminator layer${info.frozenLayers === 1 ? "" : "s"} frozen (FreezeD)` +
         (info.pretrainedDiscriminator ? "." : "; this model has no trained discriminator, so a fresh one learns alongside (slower)."));
       await this.drawSamples($("tune-before"));
       await this.save();

@@ -42,6 +42,9 @@ struct StartOptions {
     source: String,
     /// Training steps; by default [`finetune_steps`] of the number of pictures.
     steps: Option<u64>,
+    /// The recipe's learning rate (G and D) and FreezeD depth, when the visitor changes them.
+    learning_rate: Option<f64>,
+    freeze_d: Option<usize>,
 }
 
 /// What the page shows about a run.
@@ -89,6 +92,11 @@ pub fn fine_tune_start(
     let mut config = finetune_config(&source.header.model).map_err(error)?;
     let dataset = dataset(pixels, source.header.model.image_size())?;
     config.train.batch_size = config.train.batch_size.min(dataset.count);
+    if let Some(lr) = options.learning_rate {
+        (config.train.lr_g, config.train.lr_d) = (lr, lr);
+    }
+    config.train.freeze_d = options.freeze_d.unwrap_or(config.train.freeze_d);
+    config.validate().map_err(error)?;
     let started = transfer::from_model(config, &source, d_file.as_ref(), &device).map_err(error)?;
     let total_steps = options
         .steps

@@ -93,7 +93,16 @@ async function fineTuneFlow({ webgpu, query, shot, steps }) {
 
     await page.fill("#tune-name", "e2e tuned");
     await page.fill("#tune-steps", String(steps));
+    if (!webgpu) {
+      // The recipe's two knobs: learning rate and FreezeD depth.
+      await page.click(".advanced summary");
+      await page.fill("#tune-lr", "1e-4");
+      await page.fill("#tune-freeze", "1");
+    }
     await page.click("#tune-start");
+    await page.waitForFunction(() => /steps of \d+, learning rate/.test(document.getElementById("tune-status").textContent), null, { timeout: TIMEOUT });
+    assert.match(await page.textContent("#tune-status"), webgpu ? /learning rate 0\.00002, 2 discriminator layers frozen/
+      : /learning rate 0\.0001, 1 discriminator layer frozen/);
     await page.waitForFunction(() => document.getElementById("tune-before").dataset.step === "0", null, { timeout: TIMEOUT });
     const before = await canvasPixels(page, "tune-before");
     await waitForStep(page, 2);
