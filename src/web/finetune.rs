@@ -12,6 +12,7 @@ use super::{portraits, to_js, with_state};
 use crate::data::{Batches, Dataset, Fit, Range, decode_image};
 use crate::latent;
 use crate::train::checkpoint::{self, RunInfo};
+use crate::train::params::{Values, read_values};
 use crate::train::{Trainer, finetune_config, finetune_steps, transfer};
 use crate::weights::{Header, ModelFile};
 
@@ -165,6 +166,8 @@ async fn steps(run: &mut Run, count: u32) -> Result<Progress, JsError> {
     let device = run.trainer.device().clone();
     let mut names = Vec::new();
     let mut values = Vec::new();
+    // Which values are real losses rather than placeholders for a term a step skipped.
+    let mut present = Vec::new();
     let mut rows = 0;
     while rows < count as u64 && run.trainer.step < run.total_steps {
         let (indices, flips) = run.batches.at(run.trainer.step);
@@ -181,26 +184,22 @@ async fn steps(run: &mut Run, count: u32) -> Result<Progress, JsError> {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t.clone());
+            present.push(value.is_some());
             values
                 .push(value.unwrap_or_else(|| burn::tensor::Tensor::full([1], f32::NAN, &device)));
         }
         rows += 1;
     }
-    let flat = match values.is_empty() {
-        true => Vec::new(),
-        false => burn::tensor::Tensor::cat(values, 0)
-            .into_data_async()
-            .await
-            .map_err(|e| JsError::new(&format!("reading the losses failed: {e:?}")))?
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| JsError::new(&format!("{e:?}")))?,
-    };
+    // One read-back for every loss of every step (each a 1-element tensor).
+    let flat: Vec<f32> = read_values(Values(values))
+        .await
+        .map_err(|e| JsError::new(&e))?
+        .concat();
     let losses: Vec<Vec<f32>> = flat
         .chunks(names.len().max(1))
         .map(<[f32]>::to_vec)
         .collect();
-    let diverged = flat.iter().any(|v| !v.is_finite());
+    let diverged = (flat.iter().zip(&present)).any(|(v, real)| *real && !v.is_finite());
     if diverged {
         run.total_steps = run.trainer.step;
     }
