@@ -136,7 +136,7 @@ export class FineTune {
       this.begin({ name, source: model.name, pixels, totalSteps: info.totalSteps, step: 0 });
       this.status(`${info.images} pictures, ${info.totalSteps} steps of ${info.batchSize}, learning rate ${info.learningRate}, ` +
         `${info.frozenLayers} discriminator layer${info.frozenLayers === 1 ? "" : "s"} frozen (FreezeD)` +
-        (info.pretrainedDiscriminator ? "." : "; this model has no trained discriminator, so a fresh one learns alongside (slower)."));
+        (info.pretrainedDiscriminator ? "." : "; this model has no trained discriminator, so a fresh one learns alongside."));
       await this.drawSamples($("tune-before"));
       await this.save();
       this.loop();

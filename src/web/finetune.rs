@@ -58,10 +58,11 @@ struct Status {
     batch_size: usize,
     learning_rate: f64,
     frozen_layers: usize,
-    pretrained_discriminator: bool,
+    /// Whether D started from a trained one (unknown for a resumed run).
+    pretrained_discriminator: Option<bool>,
 }
 
-fn status(run: &Run, pretrained_discriminator: bool) -> Status {
+fn status(run: &Run, pretrained_discriminator: Option<bool>) -> Status {
     let t = &run.trainer.config.train;
     Status {
         step: run.trainer.step,
@@ -108,7 +109,7 @@ pub fn fine_tune_start(
         ..RunInfo::default()
     };
     let run = new_run(started.trainer, dataset, total_steps, info);
-    let reply = to_js(&status(&run, started.pretrained_discriminator));
+    let reply = to_js(&status(&run, Some(started.pretrained_discriminator)));
     RUN.with_borrow_mut(|r| *r = Some(run));
     reply
 }
@@ -247,7 +248,7 @@ pub fn fine_tune_resume(
     let (trainer, info) = checkpoint::decode(state, &device).map_err(error)?;
     let dataset = dataset(pixels, trainer.config.model.image_size())?;
     let run = new_run(trainer, dataset, total_steps, info);
-    let reply = to_js(&status(&run, true));
+    let reply = to_js(&status(&run, None));
     RUN.with_borrow_mut(|r| *r = Some(run));
     reply
 }
