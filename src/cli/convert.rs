@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
+use retrato::train::checkpoint::sampling_prefix;
 use retrato::train::finetune_config;
 use retrato::train::transfer::{self, DISCRIMINATOR_PREFIX};
 use retrato::weights::{self, Storage};
@@ -54,12 +55,10 @@ pub fn run(args: Args) -> Result<()> {
         StorageChoice::Int8 => Storage::Int8,
     };
     let generator = weights::generator_prefix(&header.model);
-    let ema = format!("ema.{generator}");
     // Only what the networks read is kept: a checkpoint's optimizer state is left behind.
     let part = match args.part {
         PartChoice::All => model.part(),
-        PartChoice::Sampling if model.has_part(&ema) => model.part_under(&ema, generator),
-        PartChoice::Sampling => model.part_under(generator, generator),
+        PartChoice::Sampling => model.part_under(&sampling_prefix(&model), generator),
         PartChoice::Discriminator if !model.has_part(DISCRIMINATOR_PREFIX) => {
             bail!(
                 "{}: holds no discriminator (a training checkpoint does)",

@@ -19,7 +19,22 @@ use crate::model::{Generator, ModelConfig, ModuleInspect, ModuleTransform};
 use crate::weights::{self, Header, ModelFile, Part, WeightsError, generator_prefix};
 
 /// Prefix of the moving-average generator's tensors.
-pub(super) const EMA_PREFIX: &str = "ema.";
+const EMA_PREFIX: &str = "ema.";
+
+/// Tensor-name prefix of the moving-average generator of `model` in a checkpoint.
+fn ema_prefix(model: &ModelConfig) -> String {
+    format!("{EMA_PREFIX}{}", generator_prefix(model))
+}
+
+/// Tensor-name prefix of the generator to sample from in `file`: a checkpoint's moving
+/// average when it has one, else the generator itself.
+pub fn sampling_prefix(file: &ModelFile) -> String {
+    let ema = ema_prefix(&file.header.model);
+    match file.has_part(&ema) {
+        true => ema,
+        false => generator_prefix(&file.header.model).to_string(),
+    }
+}
 
 /// The run-level state beside the networks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -145,7 +160,7 @@ pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError
         }
     }
     if let Some(ema) = &trainer.ema {
-        let prefix = format!("{EMA_PREFIX}{}", generator_prefix(model));
+        let prefix = ema_prefix(model);
         parts.push(part_of_generator(ema, prefix)?);
     }
     let training = TrainingState {
@@ -282,7 +297,7 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
             }
         }
     };
-    let ema_prefix = format!("{EMA_PREFIX}{}", generator_prefix(&config.model));
+    let ema_prefix = ema_prefix(&config.model);
     let ema = match file.has_part(&ema_prefix) {
         true => {
             let mut loader = load(&ema_prefix);

@@ -5,11 +5,11 @@
 
 use burn::tensor::Device;
 
-use super::checkpoint::{EMA_PREFIX, Load};
+use super::checkpoint::{Load, sampling_prefix};
 use super::config::TrainConfig;
 use super::trainer::{Networks, Trainer};
 use crate::model::ModelConfig;
-use crate::weights::{ModelFile, generator_prefix};
+use crate::weights::ModelFile;
 
 /// Tensor-name prefix of a discriminator in a model file or checkpoint.
 pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";
@@ -36,12 +36,7 @@ pub fn from_model(
     }
     config.model = source.header.model.clone();
     let mut trainer = Trainer::new(config, device)?;
-    let model = trainer.config.model.clone();
-    let ema_prefix = format!("{EMA_PREFIX}{}", generator_prefix(&model));
-    let generator_part = match source.has_part(&ema_prefix) {
-        true => ema_prefix,
-        false => generator_prefix(&model).to_string(),
-    };
+    let generator_part = sampling_prefix(source);
     let d_source = discriminator_file
         .or(Some(source))
         .filter(|file| file.has_part(DISCRIMINATOR_PREFIX));

@@ -87,17 +87,32 @@ impl From<FitArg> for Fit {
     }
 }
 
+/// What a transfer run starts from: the --from file, and the --discriminator file if given.
+pub struct Source {
+    pub model: ModelFile,
+    pub discriminator: Option<ModelFile>,
+}
+
+fn read_model(path: &Path) -> Result<ModelFile> {
+    ModelFile::from_path(path).with_context(|| path.display().to_string())
+}
+
 pub fn run(args: Args) -> Result<()> {
     let source = match &args.from {
-        Some(path) => {
-            Some(ModelFile::from_path(path).with_context(|| format!("{}", path.display()))?)
-        }
+        Some(path) => Some(Source {
+            model: read_model(path)?,
+            discriminator: args.discriminator.as_deref().map(read_model).transpose()?,
+        }),
         None => None,
     };
     let config = match args.resume {
         // The checkpoint holds the run's config; overrides still apply (e.g. more epochs).
         true => None,
-        false => Some(resolve_config(&args, None, source.as_ref())?),
+        false => Some(resolve_config(
+            &args,
+            None,
+            source.as_ref().map(|s| &s.model),
+        )?),
     };
     run::train(args, config, source)
 }

@@ -17,11 +17,11 @@ use retrato::train::checkpoint::{self, RunInfo};
 use retrato::train::config::OnDivergence;
 use retrato::train::objective::loss_names;
 use retrato::train::{StepLosses, TrainConfig, Trainer, transfer};
-use retrato::weights::{Evaluation, Header, ModelFile, Storage};
+use retrato::weights::{Evaluation, Header, Storage};
 
 use super::fid::FidProbe;
 use super::metrics::Metrics;
-use super::{Args, plot, resolve_config};
+use super::{Args, Source, plot, resolve_config};
 use crate::cli::data::read_training_set;
 use crate::cli::files::write_atomic;
 
@@ -32,7 +32,7 @@ const SAMPLE_SEED: u64 = 0x5EED;
 /// Plain progress lines (when stdout is not a terminal) at most this often.
 const LOG_EVERY_SECONDS: f64 = 15.0;
 
-pub fn train(args: Args, config: Option<TrainConfig>, source: Option<ModelFile>) -> Result<()> {
+pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) -> Result<()> {
     let device = args.device.device()?.autodiff();
     let out = args.out.clone();
     let checkpoint_dir = out.join("checkpoints");
@@ -61,13 +61,8 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<ModelFile>)
             let mut info = RunInfo::default();
             let trainer = match (&source, &args.from) {
                 (Some(source), Some(path)) => {
-                    let d_file = match &args.discriminator {
-                        Some(d) => {
-                            Some(ModelFile::from_path(d).with_context(|| d.display().to_string())?)
-                        }
-                        None => None,
-                    };
-                    let transfer = transfer::from_model(config, source, d_file.as_ref(), &device)
+                    let d_file = source.discriminator.as_ref();
+                    let transfer = transfer::from_model(config, &source.model, d_file, &device)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let name = path.file_name().unwrap_or(path.as_os_str());
                     info.started_from = Some(name.to_string_lossy().into_owned());
