@@ -66,13 +66,18 @@ build_web() {
   make_default_model
 }
 
-# The page's placeholder model: random DCGAN weights, f16, made by the CLI itself.
-make_default_model() {
+# The page's placeholder model: random DCGAN weights, f16, made by the CLI itself (gitignored,
+# listed in www/models/models.json; the Rust tests of the shipped models read it too).
+make_placeholder_model() {
   local model="$ROOT/www/models/random-dcgan-64.safetensors"
   if [ ! -s "$model" ]; then
     step "making the placeholder model (retrato init)"
     cargo run --release --features native --quiet -- init --family dcgan --f16 --seed 0 --out "$model"
   fi
+}
+
+make_default_model() {
+  make_placeholder_model
   mkdir -p dist/www/models
-  cp -f "$model" dist/www/models/
+  cp -f "$ROOT/www/models/random-dcgan-64.safetensors" dist/www/models/
 }

@@ -11,6 +11,7 @@ ensure_wasm_target
 cargo clippy --release --features native --all-targets -- -D warnings
 cargo clippy --release --target wasm32-unknown-unknown -- -D warnings
 
+make_placeholder_model
 step "cargo test --release --features native"
 cargo test --release --features native
 
