@@ -61,8 +61,16 @@ build_web() {
   ensure_trunk
   ensure_wasm_bindgen
   ensure_node_packages
+  # Two builds of the library: the CPU-only one the page loads first (dist/), and the WebGPU
+  # one (flex + wgpu, --features webgpu) that takes over where a hardware GPU is offered
+  # (dist/gpu/). They are built one after the other: both write the same cargo artefact.
+  local gpu_dist="$CARGO_TARGET_DIR/dist-webgpu"
+  step "building the page's WebGPU build (trunk build --release --features webgpu)"
+  trunk build --release --features webgpu --dist "$gpu_dist"
   step "building the web app into dist/ (trunk build --release)"
   trunk build --release
+  mkdir -p dist/gpu
+  cp -f "$gpu_dist/retrato.js" "$gpu_dist/retrato_bg.wasm" dist/gpu/
   make_default_model
 }
 

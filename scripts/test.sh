@@ -10,6 +10,7 @@ step "cargo clippy (native and wasm32), warnings are errors"
 ensure_wasm_target
 cargo clippy --release --features native --all-targets -- -D warnings
 cargo clippy --release --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --release --target wasm32-unknown-unknown --features webgpu -- -D warnings
 
 make_placeholder_model
 step "cargo test --release --features native"

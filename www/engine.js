@@ -1,45 +1,139 @@
-// The main thread's handle on the model worker: promise-based calls, and recovery when the
-// GPU goes away (a lost device, a crashed worker): a fresh worker on the CPU, the current
-// model reloaded, the call retried, and the page told why.
+// The main thread's handle on the model worker: promise-based calls; the small CPU build first
+// and, where a hardware GPU is offered, the WebGPU build started in the background and taken
+// over once it holds the current model; and recovery when the GPU goes away (a lost device, a
+// crashed worker): a fresh worker on the CPU, the current model reloaded, the call retried,
+// and the page told why.
+
+/// Calls that leave state in the worker (a fine-tuning run): no switch of worker until it ends.
+const PINS = { tuneStart: true, tuneResume: true, tuneEnd: false };
 
 export class Engine {
   constructor({ onBackend }) {
     this.onBackend = onBackend;
     this.nextId = 0;
-    this.pending = new Map();
+    this.pending = new Map(); // id → { resolve, reject, worker }
     this.modelBytes = null;
+    this.pinned = false;
+    this.generation = 0; // counts start()s, so a late WebGPU worker of an earlier one is dropped
+    this.upgrade = null; // a started WebGPU worker waiting to take over: { worker, backend }
   }
 
-  /// Starts a worker and its backend: "auto" (a hardware WebGPU adapter, else the CPU),
-  /// "webgpu" (any adapter) or "cpu".
+  /// Starts the model worker: "auto" (the CPU build at once; the WebGPU build in the
+  /// background when a hardware adapter is offered, taking over when ready), "any" (the same,
+  /// counting a software adapter too), "webgpu" (the WebGPU build at once, on any adapter) or
+  /// "cpu".
   async start(backend = "auto") {
-    this.worker?.terminate();
-    for (const { reject } of this.pending.values()) reject(new Error("the model worker restarted"));
-    this.pending.clear();
-    this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-    this.worker.onmessage = ({ data }) => {
+    const generation = ++this.generation;
+    this.drop(this.upgrade?.worker);
+    this.upgrade = null;
+    const old = this.worker;
+    this.worker = this.spawn();
+    this.drop(old, new Error("the model worker restarted"));
+    this.pinned = false;
+    // The library's own names: "webgpu" accepts a software adapter, "auto" does not.
+    const choice = backend === "any" ? "webgpu" : backend;
+    const build = backend === "webgpu" ? "gpu" : "cpu";
+    this.backend = await this.callOn(this.worker, "start", { backend: choice, build });
+    this.onBackend(this.backend);
+    if (build === "cpu" && this.backend.webgpu_available) this.prepareUpgrade(generation, choice);
+    return this.backend;
+  }
+
+  /// The WebGPU build in a second worker; it takes over when it is ready and holds the model.
+  async prepareUpgrade(generation, choice) {
+    const worker = this.spawn();
+    try {
+      const backend = await this.callOn(worker, "start", { backend: choice, build: "gpu" });
+      if (backend.name !== "webgpu") throw new Error(backend.reason);
+      if (generation !== this.generation) return this.drop(worker); // restarted meanwhile
+      this.upgrade = { worker, backend };
+      this.adoptUpgrade();
+    } catch (error) {
+      this.drop(worker);
+      if (generation !== this.generation) return undefined;
+      this.onBackend({ ...this.backend, reason: `WebGPU did not start (${error.message ?? error}): running on CPU` });
+    }
+    return undefined;
+  }
+
+  /// Switches to the waiting WebGPU worker once the current one is idle and holds no
+  /// fine-tuning run; the model is loaded there first, so the switch never shows an empty page.
+  /// Calls made meanwhile wait for it and go to the new worker.
+  adoptUpgrade() {
+    if (this.adopting) return this.adopting;
+    const next = this.upgrade;
+    if (!next || this.pinned || this.busy()) return undefined;
+    this.upgrade = null;
+    this.adopting = (async () => {
+      try {
+        if (this.modelBytes) await this.callOn(next.worker, "load", { bytes: this.modelBytes.slice() });
+      } catch (error) {
+        this.drop(next.worker);
+        this.onBackend({ ...this.backend, reason: `WebGPU could not load the model (${error.message}): running on CPU` });
+        return;
+      }
+      const old = this.worker;
+      this.worker = next.worker;
+      this.backend = next.backend;
+      this.retire(old);
+      this.onBackend(this.backend);
+    })().finally(() => { this.adopting = null; });
+    return this.adopting;
+  }
+
+  /// Whether the current worker has calls in flight.
+  busy() {
+    return [...this.pending.values()].some((call) => call.worker === this.worker);
+  }
+
+  spawn() {
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = ({ data }) => {
       const call = this.pending.get(data.id);
       if (!call) return;
       this.pending.delete(data.id);
       if (data.ok) call.resolve({ ...data.result, ms: data.ms });
       else call.reject(new Error(data.error));
+      if (worker.retired && ![...this.pending.values()].some((c) => c.worker === worker)) worker.terminate();
+      if (worker === this.worker && this.upgrade) this.adoptUpgrade();
     };
-    this.worker.onerror = (event) => {
+    worker.onerror = (event) => {
       event.preventDefault();
-      for (const { reject } of this.pending.values()) reject(new Error(`the model worker crashed: ${event.message}`));
-      this.pending.clear();
+      this.drop(worker, new Error(`the model worker crashed: ${event.message}`), false);
     };
-    this.backend = await this.call("start", { backend });
-    this.onBackend(this.backend);
-    return this.backend;
+    return worker;
   }
 
-  call(op, args = {}) {
+  /// Rejects a worker's unanswered calls; terminates it unless told to keep it.
+  drop(worker, error = new Error("the model worker stopped"), terminate = true) {
+    if (!worker) return;
+    for (const [id, call] of this.pending) {
+      if (call.worker !== worker) continue;
+      this.pending.delete(id);
+      call.reject(error);
+    }
+    if (terminate) worker.terminate();
+  }
+
+  /// A worker that was replaced answers what it was asked, then goes.
+  retire(worker) {
+    worker.retired = true;
+    if (![...this.pending.values()].some((c) => c.worker === worker)) worker.terminate();
+  }
+
+  callOn(worker, op, args = {}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, args });
+      this.pending.set(id, { resolve, reject, worker });
+      worker.postMessage({ id, op, args });
     });
+  }
+
+  async call(op, args = {}) {
+    await this.adoptUpgrade();
+    while (this.adopting) await this.adopting;
+    if (op in PINS) this.pinned = PINS[op];
+    return this.callOn(this.worker, op, args);
   }
 
   /// Validates and loads a model file; the previous model stays if this one is refused.

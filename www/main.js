@@ -303,7 +303,7 @@ async function main() {
   }
   const params = new URLSearchParams(location.search);
   const choice = params.get("backend");
-  await engine.start(["cpu", "webgpu"].includes(choice) ? choice : "auto");
+  await engine.start(["cpu", "webgpu", "any"].includes(choice) ? choice : "auto");
   state.catalog = (await (await fetch("www/models/models.json")).json()).models;
   await fillPicker();
   const shared = readHash();

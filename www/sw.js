@@ -1,7 +1,8 @@
-// Offline after the first visit: the page shell, the wasm and every model fetched are kept in
-// the Cache API and served from there (stale-while-revalidate: the cached copy at once, a
-// fresh one stored for next time). Only this origin's GET requests are touched.
-const CACHE = "retrato-v2";
+// Offline after the first visit: the page shell, the CPU wasm (and the WebGPU build in gpu/,
+// once a visit used it) and every model fetched are kept in the Cache API and served from
+// there (stale-while-revalidate: the cached copy at once, a fresh one stored for next time).
+// Only this origin's GET requests are touched.
+const CACHE = "retrato-v3";
 const SHELL = ["./", "index.html", "retrato.js", "retrato_bg.wasm", "www/main.js", "www/engine.js",
   "www/grid.js", "www/share.js", "www/worker.js", "www/finetune.js", "www/store.js", "www/style.css", "www/models/models.json"];
 

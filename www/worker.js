@@ -1,32 +1,37 @@
 // The model lives here, off the main thread, so the page never freezes while a batch runs.
 // Messages: { id, op, args } in; { id, ok, result | error } out (pixels transferred, not copied).
-import init, {
-  initBackend, loadModel, generate, variations, interpolate, prepareImage,
-  fineTuneStart, fineTuneStep, fineTuneSamples, fineTuneCheckpoint, fineTuneResume, exportModel, fineTuneEnd,
-} from "../retrato.js";
+// Two builds of the same library: the CPU one (burn's flex backend, small, loaded first) and
+// the WebGPU one (flex + wgpu, ~4× larger), fetched only where a hardware GPU can use it.
+const BUILDS = { cpu: "../retrato.js", gpu: "../gpu/retrato.js" };
+let wasm = null;
 
 const ops = {
-  async start({ backend }) {
-    await init();
-    return initBackend(backend);
+  async start({ backend, build }) {
+    const url = BUILDS[build];
+    if (!url) throw new Error(`unknown build '${build}' (cpu or gpu)`);
+    wasm = await import(url);
+    self.retratoBuild = build; // for the browser tests, which pick a worker by its build
+    await wasm.default();
+    return { ...(await wasm.initBackend(backend)), build };
   },
-  load: ({ bytes }) => loadModel(bytes),
-  generate: ({ seed, first, count }) => generate(seed, first, count),
-  variations: ({ seed, index, count, strength }) => variations(seed, index, count, strength),
-  interpolate: ({ from, to, frames }) => interpolate(from.seed, from.index, to.seed, to.index, frames),
+  load: ({ bytes }) => wasm.loadModel(bytes),
+  generate: ({ seed, first, count }) => wasm.generate(seed, first, count),
+  variations: ({ seed, index, count, strength }) => wasm.variations(seed, index, count, strength),
+  interpolate: ({ from, to, frames }) => wasm.interpolate(from.seed, from.index, to.seed, to.index, frames),
   // Fine-tuning: pictures are decoded here (the same decoder as native training).
-  prepare: ({ bytes, size }) => ({ rgb: prepareImage(bytes, size) }),
-  tuneStart: ({ model, discriminator, pixels, options }) => fineTuneStart(model, discriminator, pixels, options),
-  tuneStep: ({ count }) => fineTuneStep(count),
-  tuneSamples: ({ seed, count }) => fineTuneSamples(seed, count),
-  tuneCheckpoint: async () => ({ bytes: await fineTuneCheckpoint() }),
-  tuneResume: ({ state, pixels, totalSteps }) => fineTuneResume(state, pixels, BigInt(totalSteps)),
-  tuneExport: ({ state, name }) => ({ bytes: exportModel(state, name) }),
-  tuneEnd: () => fineTuneEnd(),
+  prepare: ({ bytes, size }) => ({ rgb: wasm.prepareImage(bytes, size) }),
+  tuneStart: ({ model, discriminator, pixels, options }) => wasm.fineTuneStart(model, discriminator, pixels, options),
+  tuneStep: ({ count }) => wasm.fineTuneStep(count),
+  tuneSamples: ({ seed, count }) => wasm.fineTuneSamples(seed, count),
+  tuneCheckpoint: async () => ({ bytes: await wasm.fineTuneCheckpoint() }),
+  tuneResume: ({ state, pixels, totalSteps }) => wasm.fineTuneResume(state, pixels, BigInt(totalSteps)),
+  tuneExport: ({ state, name }) => ({ bytes: wasm.exportModel(state, name) }),
+  tuneEnd: () => wasm.fineTuneEnd(),
 };
 
 self.onmessage = async ({ data: { id, op, args } }) => {
   try {
+    if (op !== "start" && !wasm) throw new Error("the model worker has not started");
     const started = performance.now();
     const result = await ops[op](args);
     const ms = performance.now() - started;

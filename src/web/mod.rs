@@ -24,6 +24,8 @@ pub struct Backend {
     pub reason: String,
     /// The GPU adapter's vendor, architecture and description, as the browser names them.
     pub adapter: String,
+    /// A CPU build's note that a hardware adapter is there for the WebGPU build.
+    pub webgpu_available: bool,
 }
 
 /// Portraits as RGBA bytes, tile after tile, for `ImageData`.
@@ -62,6 +64,10 @@ pub fn start() {
 /// adapter, else burn's CPU backend compiled to wasm (a software fallback adapter such as
 /// SwiftShader is many times slower than the wasm CPU path, measured in bench/web.mjs);
 /// "webgpu": any adapter, even a software one; "cpu": the CPU.
+///
+/// The page ships two builds: this one with the `webgpu` feature (flex + wgpu) and the small
+/// CPU-only one it loads first. The CPU build answers "auto" on the CPU and says, with
+/// `webgpu_available`, that a hardware adapter is there for the WebGPU build to take over.
 #[wasm_bindgen(js_name = initBackend)]
 pub async fn init_backend(choice: String) -> Result<JsValue, JsError> {
     if let Some(backend) = STATE.with_borrow(|s| s.as_ref().map(|s| s.backend.clone())) {
@@ -71,17 +77,7 @@ pub async fn init_backend(choice: String) -> Result<JsValue, JsError> {
         "cpu" => cpu("CPU chosen in the page's settings".into()),
         "auto" | "webgpu" => match webgpu_adapter(choice == "webgpu").await {
             Err(reason) => cpu(format!("WebGPU unavailable ({reason}): running on CPU")),
-            Ok(adapter) => match Device::wgpu_options().init_async().await {
-                Ok(device) => (
-                    device,
-                    Backend {
-                        name: "webgpu".into(),
-                        reason: "running on your GPU (WebGPU)".into(),
-                        adapter,
-                    },
-                ),
-                Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
-            },
+            Ok(adapter) => start_webgpu(adapter).await?,
         },
         other => {
             return Err(JsError::new(&format!(
@@ -100,6 +96,33 @@ pub async fn init_backend(choice: String) -> Result<JsValue, JsError> {
     reply
 }
 
+/// burn's wgpu device on the browser's adapter, or the CPU with the reason it failed.
+#[cfg(feature = "webgpu")]
+async fn start_webgpu(adapter: String) -> Result<(Device, Backend), JsError> {
+    Ok(match Device::wgpu_options().init_async().await {
+        Ok(device) => (
+            device,
+            Backend {
+                name: "webgpu".into(),
+                reason: "running on your GPU (WebGPU)".into(),
+                adapter,
+                webgpu_available: false,
+            },
+        ),
+        Err(e) => cpu(format!("WebGPU failed to start ({e}): running on CPU")),
+    })
+}
+
+/// The CPU build: the CPU now, and word that the WebGPU build can take over on `adapter`.
+#[cfg(not(feature = "webgpu"))]
+async fn start_webgpu(adapter: String) -> Result<(Device, Backend), JsError> {
+    let (device, mut backend) = cpu(format!(
+        "running on the CPU while the WebGPU build loads for {adapter}"
+    ));
+    backend.webgpu_available = true;
+    Ok((device, backend))
+}
+
 fn cpu(reason: String) -> (Device, Backend) {
     (
         Device::flex(),
@@ -107,6 +130,7 @@ fn cpu(reason: String) -> (Device, Backend) {
             name: "cpu".into(),
             reason,
             adapter: String::new(),
+            webgpu_available: false,
         },
     )
 }

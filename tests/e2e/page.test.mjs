@@ -136,3 +136,41 @@ test("portraits appear on WebGPU, and both backends match the native CLI for the
   assert.ok(cpu.worst <= 2, `CPU wasm vs native: ${JSON.stringify(cpu)}`);
   assert.ok(gpu.worst <= 3 && gpu.mean < 0.5, `WebGPU vs native: ${JSON.stringify(gpu)}`);
 });
+
+/// Clicks Generate and waits for that render to finish; returns the grid's pixels.
+async function renderAgain(page) {
+  const before = await page.evaluate(() => performance.getEntriesByName("retrato:render").length);
+  await page.click("#generate");
+  await page.waitForFunction((n) => performance.getEntriesByName("retrato:render").length > n
+    && document.body.dataset.busy === "false", before, { timeout: TIMEOUT });
+  return waitForPortraits(page);
+}
+
+test("the CPU build draws first, the WebGPU build takes over, and a lost GPU falls back to the CPU", { timeout: TIMEOUT * 3 }, async () => {
+  const native = nativePortraits();
+  // ?backend=any: the page's automatic path, with SwiftShader counted as a GPU.
+  const { browser, page, errors, foreign } = await openPage({ webgpu: true, query: "?backend=any" });
+  try {
+    await waitForPortraits(page);
+    await page.waitForFunction(() => document.getElementById("backend").dataset.state === "webgpu", null, { timeout: TIMEOUT });
+    const onGpu = await renderAgain(page);
+    assert.match(await page.textContent("#timing"), /WebGPU/);
+    const gpu = compareWithNative(onGpu, native);
+    assert.ok(gpu.worst <= 3, `WebGPU build after the switch vs native: ${JSON.stringify(gpu)}`);
+    const builds = await Promise.all(page.workers().map((w) => w.evaluate(() => self.retratoBuild).catch(() => "gone")));
+    assert.deepEqual(builds.filter((b) => b === "cpu" || b === "gpu"), ["gpu"], "the CPU worker is gone after the switch");
+
+    // The GPU goes away: every message to its worker now throws, as a lost device does.
+    const gpuWorker = page.workers()[builds.indexOf("gpu")];
+    await gpuWorker.evaluate(() => { self.onmessage = () => { throw new Error("GPU device lost (simulated by the test)"); }; });
+    const after = compareWithNative(await renderAgain(page), native);
+    assert.equal(await page.getAttribute("#backend", "data-state"), "cpu");
+    assert.match(await page.getAttribute("#backend", "title"), /GPU stopped responding .*device lost.*: switched to CPU/);
+    assert.ok(after.worst <= 2, `after the GPU loss, CPU vs native: ${JSON.stringify(after)}`);
+    await page.screenshot({ path: resolve(SHOTS, "gpu-lost.png") });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(foreign, [], "no request leaves the page's origin");
+  } finally {
+    await browser.close();
+  }
+});
