@@ -83,7 +83,11 @@ export class Engine {
 
   /// Whether the current worker has calls in flight.
   busy() {
-    return [...this.pending.values()].some((call) => call.worker === this.worker);
+    return this.hasPending(this.worker);
+  }
+
+  hasPending(worker) {
+    return [...this.pending.values()].some((call) => call.worker === worker);
   }
 
   spawn() {
@@ -94,7 +98,7 @@ export class Engine {
       this.pending.delete(data.id);
       if (data.ok) call.resolve({ ...data.result, ms: data.ms });
       else call.reject(new Error(data.error));
-      if (worker.retired && ![...this.pending.values()].some((c) => c.worker === worker)) worker.terminate();
+      if (worker.retired && !this.hasPending(worker)) worker.terminate();
       if (worker === this.worker && this.upgrade) this.adoptUpgrade();
     };
     worker.onerror = (event) => {
@@ -118,7 +122,7 @@ export class Engine {
   /// A worker that was replaced answers what it was asked, then goes.
   retire(worker) {
     worker.retired = true;
-    if (![...this.pending.values()].some((c) => c.worker === worker)) worker.terminate();
+    if (!this.hasPending(worker)) worker.terminate();
   }
 
   callOn(worker, op, args = {}) {
