@@ -2,6 +2,7 @@
 
 #[cfg(feature = "native")]
 mod cli;
+mod conv_kernels;
 mod data;
 #[cfg(feature = "native")]
 mod eval_cli;

@@ -1,0 +1,533 @@
+//! 2D convolution forward and backward as a few large GEMMs over groups of samples.
+//!
+//! (retrato patch, see `RETRATO.md` at the crate root.)
+//!
+//! The generic conv path runs one GEMM per sample and output tile, and burn's default
+//! backward turns the weight gradient into a convolution whose kernel is the whole output
+//! gradient (64 x 64 for a DCGAN layer) over a batch the size of the channel count: small,
+//! badly shaped GEMMs and an im2col buffer the size of the batch times the output. Training
+//! spends most of its time there. Here all three passes share one layout:
+//!
+//! - `col` is the im2col matrix of a chunk of samples, `[c_in/groups * kh * kw, samples * oh * ow]`,
+//!   rows ordered like the weight's `[c_in/groups, kh, kw]` so the weight is used in place;
+//! - forward:       `y_chunk = W · col`                        (then copied to NCHW)
+//! - input grad:    `col = Wᵀ · dy_chunk`, scattered back by col2im (this is also the
+//!   transposed convolution's forward pass)
+//! - weight grad:   `dW += dy_chunk · colᵀ`, summed over chunks (also the transposed
+//!   convolution's weight gradient, with the roles of input and output swapped).
+//!
+//! A chunk holds as many samples as fit a few MiB of `col`, and there are at least as many
+//! chunks as threads; chunks run in parallel, each GEMM single-threaded (only when there are
+//! fewer chunks than threads does the GEMM itself use the pool). Any stride, dilation,
+//! groups and (asymmetric) padding.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::{Add, Range};
+
+use burn_backend::{DType, TensorMetadata};
+use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
+use burn_std::{Bytes, Shape, bf16, f16};
+
+use crate::ops::matmul::GemmScalar;
+use crate::{FlexTensor, Layout};
+
+/// Upper bound on one chunk's im2col matrix. Large enough for GEMMs with thousands of
+/// columns, small enough to stay near the caches and to bound memory.
+const COL_BUDGET_BYTES: usize = 4 << 20;
+
+/// The sizes of one convolution as the forward conv sees them: input `[batch, c_in, h, w]`,
+/// weight `[c_out, c_in / groups, kh, kw]`, output `[batch, c_out, oh, ow]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub stride: [usize; 2],
+    /// Padding before the first row and column (the end padding only shows in `oh`, `ow`).
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Conv2dGeometry {
+    /// Geometry of `conv2d(x, weight, options)`.
+    pub fn of_conv(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Self {
+        let out = |i: usize| {
+            let (begin, end) = options.padding[i];
+            let span = options.dilation[i] * (weight[2 + i] - 1) + 1;
+            (x[2 + i] + begin + end - span) / options.stride[i] + 1
+        };
+        Self {
+            batch: x[0],
+            c_in: x[1],
+            h: x[2],
+            w: x[3],
+            c_out: weight[0],
+            kh: weight[2],
+            kw: weight[3],
+            oh: out(0),
+            ow: out(1),
+            stride: options.stride,
+            pad: options.padding_begin(),
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+
+    /// Geometry of the convolution whose input gradient is `conv_transpose2d(x, weight,
+    /// options)`: its output is the transposed conv's input `x`, its input the transposed
+    /// conv's output. Weight `[c_in_t, c_out_t / groups, kh, kw]` is read as a conv weight
+    /// `[conv c_out, conv c_in / groups, kh, kw]`.
+    pub fn of_conv_transpose(x: &Shape, weight: &Shape, options: &ConvTransposeOptions<2>) -> Self {
+        let size = |i: usize| {
+            (x[2 + i] - 1) * options.stride[i] + options.dilation[i] * (weight[2 + i] - 1) + 1
+                + options.padding_out[i]
+                - 2 * options.padding[i]
+        };
+        Self {
+            batch: x[0],
+            c_in: weight[1] * options.groups,
+            h: size(0),
+            w: size(1),
+            c_out: x[1],
+            kh: weight[2],
+            kw: weight[3],
+            oh: x[2],
+            ow: x[3],
+            stride: options.stride,
+            pad: options.padding,
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+
+    /// Whether the batched forward beats the generic path's special cases: those stay for
+    /// grouped (depthwise), 1x1 and few-channel convolutions.
+    pub fn suits_batched_forward(&self) -> bool {
+        self.groups == 1 && self.kh * self.kw > 1 && !(self.c_in <= 4 && self.c_out <= 16)
+    }
+
+    fn in_per_group(&self) -> usize {
+        self.c_in / self.groups
+    }
+    fn out_per_group(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of the im2col matrix: one weight's reduction length.
+    fn col_rows(&self) -> usize {
+        self.in_per_group() * self.kh * self.kw
+    }
+    fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Splits the batch into chunks of whole samples (see the module docs).
+    fn chunks<T>(&self) -> Vec<Range<usize>> {
+        let per_sample = (self.col_rows() * self.out_plane() * core::mem::size_of::<T>()).max(1);
+        let by_memory = (COL_BUDGET_BYTES / per_sample).max(1);
+        let by_threads = self.batch.div_ceil(threads());
+        let size = by_memory.min(by_threads).max(1);
+        (0..self.batch.div_ceil(size))
+            .map(|i| i * size..((i + 1) * size).min(self.batch))
+            .collect()
+    }
+}
+
+#[cfg(feature = "rayon")]
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+#[cfg(not(feature = "rayon"))]
+fn threads() -> usize {
+    1
+}
+
+/// GEMM threading for a chunk: the pool is already busy with chunks unless there are fewer
+/// chunks than threads.
+fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
+    #[cfg(feature = "rayon")]
+    if chunks < threads() {
+        return gemm::Parallelism::Rayon(0);
+    }
+    let _ = chunks;
+    gemm::Parallelism::None
+}
+
+/// Runs `job(chunk index, the chunk's disjoint part of dst)` for every chunk, in parallel
+/// when rayon is on. Chunk `i` owns `dst[ranges[i].start * per_sample..ranges[i].end * per_sample]`.
+fn for_each_chunk<T: Send>(
+    dst: &mut [T],
+    ranges: &[Range<usize>],
+    per_sample: usize,
+    job: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut rest = dst;
+    for range in ranges {
+        let (part, tail) = rest.split_at_mut(range.len() * per_sample);
+        parts.push(part);
+        rest = tail;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        parts
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, part)| job(i, part));
+    }
+    #[cfg(not(feature = "rayon"))]
+    parts
+        .into_iter()
+        .enumerate()
+        .for_each(|(i, part)| job(i, part));
+}
+
+/// Sums `job(chunk index, accumulator)` over all chunks, one accumulator per thread.
+fn sum_over_chunks<T: GemmScalar + Add<Output = T> + Send + Sync>(
+    chunks: usize,
+    len: usize,
+    job: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let add = |mut a: Vec<T>, b: Vec<T>| {
+        a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
+        a
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..chunks)
+            .into_par_iter()
+            .fold(
+                || vec![T::zero(); len],
+                |mut acc, i| {
+                    job(i, &mut acc);
+                    acc
+                },
+            )
+            .reduce_with(add)
+            .unwrap_or_else(|| vec![T::zero(); len])
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = add;
+        let mut acc = vec![T::zero(); len];
+        (0..chunks).for_each(|i| job(i, &mut acc));
+        acc
+    }
+}
+
+/// `dst = (accumulate ? dst : 0) + lhs · rhs`, every matrix given by its row and column
+/// strides in elements.
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided<T: GemmScalar>(
+    [m, n, k]: [usize; 3],
+    dst: &mut [T],
+    [dst_rs, dst_cs]: [usize; 2],
+    accumulate: bool,
+    lhs: &[T],
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: &[T],
+    [rhs_rs, rhs_cs]: [usize; 2],
+    parallelism: gemm::Parallelism,
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(dst.len() >= last(m, n, dst_rs, dst_cs), "gemm: dst too short");
+    assert!(lhs.len() >= last(m, k, lhs_rs, lhs_cs), "gemm: lhs too short");
+    assert!(rhs.len() >= last(k, n, rhs_rs, rhs_cs), "gemm: rhs too short");
+    // SAFETY: the asserts above keep every strided access inside the slices, and dst is
+    // borrowed mutably so it cannot alias lhs or rhs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// For kernel offset `k` along one axis: the output positions `o` whose input `o * stride +
+/// k * dilation - pad` lies in `[0, size)`, as a half-open range.
+fn valid_outputs(
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+    size: usize,
+    outputs: usize,
+) -> Range<usize> {
+    let offset = (k * dilation) as isize - pad as isize;
+    // o >= ceil(-offset / stride) and o * stride + offset <= size - 1.
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    };
+    let top = size as isize - 1 - offset;
+    let hi = if top < 0 {
+        0
+    } else {
+        (top as usize / stride + 1).min(outputs)
+    };
+    lo.min(hi)..hi
+}
+
+/// Visits every (im2col row, sample in chunk, output row) with the input row it reads, the
+/// valid output columns and the first input column: the shared walk of im2col and col2im.
+fn walk_patches(
+    g: &Conv2dGeometry,
+    samples: Range<usize>,
+    group: usize,
+    mut visit: impl FnMut(usize, usize, usize, Range<usize>, usize, usize),
+) {
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.pad;
+    let [dh, dw] = g.dilation;
+    for ci in 0..g.in_per_group() {
+        let channel = group * g.in_per_group() + ci;
+        for ky in 0..g.kh {
+            let rows = valid_outputs(ky, sh, dh, ph, g.h, g.oh);
+            for kx in 0..g.kw {
+                let cols = valid_outputs(kx, sw, dw, pw, g.w, g.ow);
+                if rows.is_empty() || cols.is_empty() {
+                    continue;
+                }
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                for (s, b) in samples.clone().enumerate() {
+                    let plane = (b * g.c_in + channel) * g.in_plane();
+                    for oy in rows.clone() {
+                        let iy = oy * sh + ky * dh - ph;
+                        let ix0 = cols.start * sw + kx * dw - pw;
+                        visit(row, s, oy, cols.clone(), plane + iy * g.w + ix0, sw);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fills `col` (`[col_rows, samples * oh * ow]`, zeroed) from the NCHW input.
+fn im2col<T: Copy>(g: &Conv2dGeometry, x: &[T], samples: Range<usize>, group: usize, col: &mut [T]) {
+    let n = samples.len() * g.out_plane();
+    walk_patches(g, samples, group, |row, s, oy, cols, src, step| {
+        let dst = row * n + s * g.out_plane() + oy * g.ow;
+        let out = &mut col[dst + cols.start..dst + cols.end];
+        if step == 1 {
+            out.copy_from_slice(&x[src..src + out.len()]);
+        } else {
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = x[src + i * step]);
+        }
+    });
+}
+
+/// Adds `col` back into the chunk's part of the NCHW input gradient (`dx` starts at the
+/// chunk's first sample).
+fn col2im<T: Copy + Add<Output = T>>(
+    g: &Conv2dGeometry,
+    col: &[T],
+    samples: Range<usize>,
+    group: usize,
+    dx: &mut [T],
+) {
+    let n = samples.len() * g.out_plane();
+    let base = samples.start * g.c_in * g.in_plane();
+    walk_patches(g, samples, group, |row, s, oy, cols, dst, step| {
+        let src = row * n + s * g.out_plane() + oy * g.ow;
+        let dst = dst - base;
+        for (i, &v) in col[src + cols.start..src + cols.end].iter().enumerate() {
+            let at = dst + i * step;
+            dx[at] = dx[at] + v;
+        }
+    });
+}
+
+/// The chunk's output-gradient channels of one group as a `[out_per_group, samples * oh * ow]`
+/// matrix (NCHW keeps samples apart, so this is a copy).
+fn gather_channels<T: Copy>(
+    g: &Conv2dGeometry,
+    dy: &[T],
+    samples: Range<usize>,
+    group: usize,
+    out: &mut [T],
+) {
+    let plane = g.out_plane();
+    let n = samples.len() * plane;
+    for co in 0..g.out_per_group() {
+        let channel = group * g.out_per_group() + co;
+        for (s, b) in samples.clone().enumerate() {
+            let src = (b * g.c_out + channel) * plane;
+            out[co * n + s * plane..co * n + (s + 1) * plane].copy_from_slice(&dy[src..src + plane]);
+        }
+    }
+}
+
+/// Forward convolution: NCHW `x` and `[c_out, c_in/groups, kh, kw]` `weight` to NCHW output.
+pub fn conv2d_forward<T: GemmScalar + Send + Sync>(g: &Conv2dGeometry, x: &[T], weight: &[T]) -> Vec<T> {
+    let ranges = g.chunks::<T>();
+    let parallelism = chunk_parallelism(ranges.len());
+    let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
+    let mut y = vec![T::zero(); g.batch * g.c_out * plane];
+    for_each_chunk(&mut y, &ranges, g.c_out * plane, |i, y| {
+        let samples = ranges[i].clone();
+        let n = samples.len() * plane;
+        let mut col = vec![T::zero(); rows * n];
+        let mut product = vec![T::zero(); opg * n];
+        for group in 0..g.groups {
+            if group > 0 {
+                col.fill(T::zero());
+            }
+            im2col(g, x, samples.clone(), group, &mut col);
+            let w = &weight[group * opg * rows..(group + 1) * opg * rows];
+            gemm_strided([opg, n, rows], &mut product, [n, 1], false, w, [rows, 1], &col, [n, 1], parallelism);
+            for co in 0..opg {
+                for s in 0..samples.len() {
+                    let dst = (s * g.c_out + group * opg + co) * plane;
+                    y[dst..dst + plane].copy_from_slice(&product[co * n + s * plane..co * n + (s + 1) * plane]);
+                }
+            }
+        }
+    });
+    y
+}
+
+/// Gradient of the input: NCHW `dy` (the conv's output shape) to NCHW `dx` (its input
+/// shape). With `g` from [`Conv2dGeometry::of_conv_transpose`] this is `conv_transpose2d`.
+pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
+    g: &Conv2dGeometry,
+    dy: &[T],
+    weight: &[T],
+) -> Vec<T> {
+    let ranges = g.chunks::<T>();
+    let parallelism = chunk_parallelism(ranges.len());
+    let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
+    let mut dx = vec![T::zero(); g.batch * g.c_in * g.in_plane()];
+    for_each_chunk(&mut dx, &ranges, g.c_in * g.in_plane(), |i, dx| {
+        let samples = ranges[i].clone();
+        let n = samples.len() * plane;
+        let mut col = vec![T::zero(); rows * n];
+        let mut dy_chunk = vec![T::zero(); opg * n];
+        for group in 0..g.groups {
+            gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
+            let w = &weight[group * opg * rows..(group + 1) * opg * rows];
+            // col [rows, n] = wᵀ [rows, opg] · dy_chunk [opg, n]
+            gemm_strided([rows, n, opg], &mut col, [n, 1], false, w, [1, rows], &dy_chunk, [n, 1], parallelism);
+            col2im(g, &col, samples.clone(), group, dx);
+        }
+    });
+    dx
+}
+
+/// Gradient of the weight: NCHW `x` and `dy` to `[c_out, c_in/groups, kh, kw]`. With `g`
+/// from [`Conv2dGeometry::of_conv_transpose`], `x` the transposed conv's output gradient
+/// and `dy` its input, this is the transposed conv's weight gradient.
+pub fn conv2d_weight_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    dy: &[T],
+) -> Vec<T> {
+    let ranges = g.chunks::<T>();
+    let parallelism = chunk_parallelism(ranges.len());
+    let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
+    sum_over_chunks(ranges.len(), g.c_out * rows, |i, dw| {
+        let samples = ranges[i].clone();
+        let n = samples.len() * plane;
+        let mut col = vec![T::zero(); rows * n];
+        let mut dy_chunk = vec![T::zero(); opg * n];
+        for group in 0..g.groups {
+            if group > 0 {
+                col.fill(T::zero());
+            }
+            im2col(g, x, samples.clone(), group, &mut col);
+            gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
+            let dw = &mut dw[group * opg * rows..(group + 1) * opg * rows];
+            // dw [opg, rows] += dy_chunk [opg, n] · colᵀ [n, rows]
+            gemm_strided([opg, rows, n], dw, [rows, 1], true, &dy_chunk, [n, 1], &col, [1, n], parallelism);
+        }
+    })
+}
+
+/// Which of the three passes to run.
+#[derive(Clone, Copy, Debug)]
+pub enum Pass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+/// Runs one pass on flex tensors of any float dtype (bf16 through f32), returning a
+/// contiguous tensor of `out_shape`. `a` and `b` are the pass's two operands in the order of
+/// the functions above.
+pub fn run(pass: Pass, g: &Conv2dGeometry, a: FlexTensor, b: FlexTensor, out_shape: Shape) -> FlexTensor {
+    fn typed<T: GemmScalar + Add<Output = T> + Send + Sync>(
+        pass: Pass,
+        g: &Conv2dGeometry,
+        a: &FlexTensor,
+        b: &FlexTensor,
+    ) -> Vec<T> {
+        let (a, b) = (a.storage::<T>(), b.storage::<T>());
+        match pass {
+            Pass::Forward => conv2d_forward(g, a, b),
+            Pass::InputGrad => conv2d_input_grad(g, a, b),
+            Pass::WeightGrad => conv2d_weight_grad(g, a, b),
+        }
+    }
+    let input = g.batch * g.c_in * g.in_plane();
+    let output = g.batch * g.c_out * g.out_plane();
+    let weight = g.c_out * g.col_rows();
+    let expected = match pass {
+        Pass::Forward => [input, weight, output],
+        Pass::InputGrad => [output, weight, input],
+        Pass::WeightGrad => [input, output, weight],
+    };
+    let found = [a.shape().num_elements(), b.shape().num_elements(), out_shape.num_elements()];
+    assert_eq!(found, expected, "conv2d {pass:?}: operand sizes do not match {g:?}");
+    assert_eq!(a.dtype(), b.dtype(), "conv2d {pass:?}: operands of different dtypes");
+    let (a, b) = (a.to_contiguous(), b.to_contiguous());
+    let dtype = a.dtype();
+    let bytes = match dtype {
+        DType::F32 => Bytes::from_elems(typed::<f32>(pass, g, &a, &b)),
+        DType::F64 => Bytes::from_elems(typed::<f64>(pass, g, &a, &b)),
+        DType::F16 => Bytes::from_elems(typed::<f16>(pass, g, &a, &b)),
+        DType::BF16 => {
+            let widen = |t: &FlexTensor| super::module::cast_to_f32(t.clone(), bf16::to_f32);
+            let out = typed::<f32>(pass, g, &widen(&a), &widen(&b));
+            Bytes::from_elems(out.into_iter().map(bf16::from_f32).collect::<Vec<_>>())
+        }
+        other => panic!("conv2d: unsupported dtype {other:?}"),
+    };
+    FlexTensor::new(bytes, Layout::contiguous(out_shape), dtype)
+}
