@@ -2,11 +2,11 @@
 
 #[cfg(feature = "native")]
 mod cli;
-mod conv_kernels;
 mod data;
 #[cfg(feature = "native")]
 mod eval_cli;
 mod fid_math;
+mod flex_kernels;
 #[cfg(feature = "native")]
 mod inception;
 mod latent;

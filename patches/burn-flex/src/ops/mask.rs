@@ -267,11 +267,7 @@ where
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let value_slice = &value.storage::<T>()[v_offset..v_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
-            // A select, not a conditional store: no branch to mispredict on a random
-            // mask, and it vectorizes (retrato patch).
-            for ((t, &m), &v) in tensor_slice.iter_mut().zip(mask_bytes).zip(value_slice) {
-                *t = if m != 0 { v } else { *t };
-            }
+            select_into(tensor_slice, mask_bytes, value_slice, true);
             return tensor;
         } else if let Some(nest) =
             crate::zip::collapse_for_zip3(tensor.layout(), mask.layout(), value.layout())
@@ -318,9 +314,7 @@ where
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &tensor.storage::<T>()[t_offset..t_offset + numel];
             let value_slice = &mut value.storage_mut::<T>()[v_offset..v_offset + numel];
-            for ((v, &m), &t) in value_slice.iter_mut().zip(mask_bytes).zip(tensor_slice) {
-                *v = if m == 0 { t } else { *v };
-            }
+            select_into(value_slice, mask_bytes, tensor_slice, false);
             return value;
         } else if let Some(nest) =
             crate::zip::collapse_for_zip3(value.layout(), mask.layout(), tensor.layout())
@@ -386,6 +380,27 @@ where
         }
         FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(shape), dtype)
     }
+}
+
+/// `dst[i] = src[i]` where `mask[i] != 0` equals `where_set`, in place (retrato patch): a
+/// select rather than a conditional store, so there is no branch to mispredict on a random
+/// mask and the loop vectorizes; split over threads for large tensors.
+fn select_into<T: bytemuck::Pod + Send + Sync>(dst: &mut [T], mask: &[u8], src: &[T], where_set: bool) {
+    let run = |(dst, (mask, src)): (&mut [T], (&[u8], &[T]))| {
+        for ((d, &m), &s) in dst.iter_mut().zip(mask).zip(src) {
+            *d = if (m != 0) == where_set { s } else { *d };
+        }
+    };
+    const CHUNK: usize = 1 << 14;
+    #[cfg(feature = "rayon")]
+    if dst.len() >= super::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(CHUNK)
+            .zip(mask.par_chunks(CHUNK).zip(src.par_chunks(CHUNK)))
+            .for_each(run);
+        return;
+    }
+    run((dst, (mask, src)));
 }
 
 /// Helper to broadcast three tensors to the same shape without copying.

@@ -1,10 +1,13 @@
-//! burn-flex's convolutions (forward, and the input, weight and bias gradients autodiff asks
-//! for) against a direct f64 loop over the definition, for conv2d and conv_transpose2d with
-//! strides, dilations, groups, asymmetric padding and batches that split into several
-//! chunks. These guard the batched-GEMM kernels of `patches/burn-flex`; a central-difference
-//! check ties the reference gradients to the forward pass.
+//! The kernels `patches/burn-flex` replaces, against direct f64 definitions:
+//! - convolutions (forward, and the input, weight and bias gradients autodiff asks for) for
+//!   conv2d and conv_transpose2d with strides, dilations, groups, asymmetric padding and
+//!   batches that split into several chunks; a central-difference check ties the reference
+//!   gradients to the forward pass;
+//! - batch norm (inference, training forward with its statistics, and the gradients of x,
+//!   gamma and beta, checked by central differences of the f64 definition), rank 2 to 4;
+//! - mask_where on tensors large enough for its multi-threaded path (through leaky ReLU).
 
-use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::module::{batch_norm, batch_norm_train, conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
@@ -470,4 +473,174 @@ fn reference_gradients_match_finite_differences() {
         ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
     );
     assert_close("plain forward", &values(y), &reference.run(&x, &w, &r)[0]);
+}
+
+/// Batch norm of `x` `[batch, channels, plane]` in f64: `(y, mean, biased variance)`.
+fn batch_norm_reference(
+    x: &[f64],
+    [batch, channels, plane]: [usize; 3],
+    gamma: &[f64],
+    beta: &[f64],
+    epsilon: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let at = |n: usize, c: usize, p: usize| (n * channels + c) * plane + p;
+    let count = (batch * plane) as f64;
+    let mut y = vec![0.0; x.len()];
+    let (mut means, mut variances) = (vec![0.0; channels], vec![0.0; channels]);
+    for c in 0..channels {
+        let all = || (0..batch).flat_map(move |n| (0..plane).map(move |p| at(n, c, p)));
+        let mean = all().map(|i| x[i]).sum::<f64>() / count;
+        let variance = all().map(|i| (x[i] - mean).powi(2)).sum::<f64>() / count;
+        for i in all() {
+            y[i] = (x[i] - mean) / (variance + epsilon).sqrt() * gamma[c] + beta[c];
+        }
+        (means[c], variances[c]) = (mean, variance);
+    }
+    (y, means, variances)
+}
+
+/// Central difference of `f` at `values[i]`.
+fn central_difference(values: &[f64], i: usize, f: impl Fn(&[f64]) -> f64) -> f64 {
+    let h = 1e-4;
+    let (mut up, mut down) = (values.to_vec(), values.to_vec());
+    up[i] += h;
+    down[i] -= h;
+    (f(&up) - f(&down)) / (2.0 * h)
+}
+
+fn as_f64(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
+
+fn training_batch_norm_matches_the_definition<const D: usize>(shape: [usize; D]) {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let (batch, channels) = (shape[0], shape[1]);
+    let plane = shape[2..].iter().product::<usize>();
+    let dims = [batch, channels, plane];
+    let epsilon = 1e-5;
+    // An offset and scale per run, so the statistics are not those of N(0, 1).
+    let x = (Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device) * 3.0 + 1.5)
+        .require_grad();
+    let gamma =
+        Tensor::<1>::random([channels], Distribution::Uniform(0.5, 1.5), &device).require_grad();
+    let beta =
+        Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let r = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let out = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), epsilon);
+    let grads = (out.output.clone() * r.clone()).sum().backward();
+
+    let flat = |t: Tensor<D>| as_f64(&t.into_data().try_to_vec::<f32>().unwrap());
+    let vector = |t: Tensor<1>| as_f64(&t.into_data().try_to_vec::<f32>().unwrap());
+    let (xv, rv) = (flat(x.clone().detach()), flat(r));
+    let (gv, bv) = (
+        vector(gamma.clone().detach()),
+        vector(beta.clone().detach()),
+    );
+    let (y_ref, mean_ref, variance_ref) = batch_norm_reference(&xv, dims, &gv, &bv, epsilon);
+    let what = format!("batch_norm_train {shape:?}");
+    let close = |name: &str, ours: Vec<f64>, reference: &[f64]| {
+        let ours: Vec<f32> = ours.iter().map(|&v| v as f32).collect();
+        assert_close(&format!("{what}: {name}"), &ours, reference);
+    };
+    close("y", flat(out.output.detach()), &y_ref);
+    close("mean", vector(out.mean), &mean_ref);
+    close("variance", vector(out.variance), &variance_ref);
+
+    let loss = |x: &[f64], g: &[f64], b: &[f64]| {
+        let (y, _, _) = batch_norm_reference(x, dims, g, b, epsilon);
+        y.iter().zip(&rv).map(|(y, r)| y * r).sum::<f64>()
+    };
+    let dx_ref: Vec<f64> = (0..xv.len())
+        .map(|i| central_difference(&xv, i, |x| loss(x, &gv, &bv)))
+        .collect();
+    let dgamma_ref: Vec<f64> = (0..channels)
+        .map(|i| central_difference(&gv, i, |g| loss(&xv, g, &bv)))
+        .collect();
+    let dbeta_ref: Vec<f64> = (0..channels)
+        .map(|i| central_difference(&bv, i, |b| loss(&xv, &gv, b)))
+        .collect();
+    // Finite differences are good to ~1e-8 here; f32 to ~1e-6 of the largest gradient.
+    let loose = |name: &str, ours: Vec<f64>, reference: &[f64]| {
+        let scale = reference.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{what}: {name} off by {worst} (scale {scale})"
+        );
+    };
+    loose("dx", flat(x.grad(&grads).unwrap()), &dx_ref);
+    loose("dgamma", vector(gamma.grad(&grads).unwrap()), &dgamma_ref);
+    loose("dbeta", vector(beta.grad(&grads).unwrap()), &dbeta_ref);
+}
+
+#[test]
+fn batch_norm_training_matches_the_definition() {
+    training_batch_norm_matches_the_definition([4, 3, 5, 5]);
+    training_batch_norm_matches_the_definition([1, 2, 13]);
+    training_batch_norm_matches_the_definition([9, 5]);
+}
+
+#[test]
+fn batch_norm_inference_uses_the_given_statistics() {
+    let device = Device::flex();
+    device.seed(12);
+    let shape = [3, 4, 6, 2];
+    let x = Tensor::<4>::random(shape, Distribution::Normal(2.0, 3.0), &device);
+    let channel =
+        |low: f64, high: f64| Tensor::<1>::random([4], Distribution::Uniform(low, high), &device);
+    let (gamma, beta, mean, variance) = (
+        channel(0.5, 1.5),
+        channel(-1.0, 1.0),
+        channel(-2.0, 2.0),
+        channel(0.1, 4.0),
+    );
+    let vector = |t: &Tensor<1>| as_f64(&t.clone().into_data().try_to_vec::<f32>().unwrap());
+    let (g, b, m, v) = (
+        vector(&gamma),
+        vector(&beta),
+        vector(&mean),
+        vector(&variance),
+    );
+    let xv = as_f64(&x.clone().into_data().try_to_vec::<f32>().unwrap());
+    let y = batch_norm(x, gamma, beta, mean, variance, 1e-3);
+    let plane = 12;
+    let reference: Vec<f64> = xv
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let c = (i / plane) % 4;
+            (x - m[c]) / (v[c] + 1e-3).sqrt() * g[c] + b[c]
+        })
+        .collect();
+    assert_close("batch_norm", &values(y), &reference);
+}
+
+/// Leaky ReLU is a mask_where forward and two in backward; 300k values take the threaded path.
+#[test]
+fn large_mask_where_through_leaky_relu() {
+    let device = Device::flex().autodiff();
+    device.seed(13);
+    let shape = [3, 4, 125, 200];
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let r = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let y = burn::tensor::activation::leaky_relu(x.clone(), 0.2);
+    let grads = (y.clone() * r.clone()).sum().backward();
+    let xv = values(x.clone().detach());
+    let rv = values(r);
+    let y_ref: Vec<f64> = xv
+        .iter()
+        .map(|&v| if v < 0.0 { 0.2 * v as f64 } else { v as f64 })
+        .collect();
+    let dx_ref: Vec<f64> = xv
+        .iter()
+        .zip(&rv)
+        .map(|(&v, &r)| if v < 0.0 { 0.2 * r as f64 } else { r as f64 })
+        .collect();
+    assert_close("leaky_relu", &values(y.detach()), &y_ref);
+    assert_close("leaky_relu dx", &values(x.grad(&grads).unwrap()), &dx_ref);
 }
