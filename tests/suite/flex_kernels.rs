@@ -11,6 +11,28 @@ use burn::tensor::module::{batch_norm, batch_norm_train, conv_transpose2d, conv2
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
+/// A conv2d test: name, x shape, weight shape, stride, (begin, end) padding, dilation, groups.
+type ConvCase = (
+    &'static str,
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [(usize, usize); 2],
+    [usize; 2],
+    usize,
+);
+/// A conv_transpose2d test: name, x, weight, stride, padding, padding_out, dilation, groups.
+type TransposeCase = (
+    &'static str,
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    usize,
+);
+
 /// One convolution term: `out[o] += inp[i] * w[k]`, with flat indices into the tensors.
 type Term = (usize, usize, usize);
 
@@ -236,15 +258,7 @@ fn check(
 
 #[test]
 fn conv2d_matches_the_definition() {
-    let cases: &[(
-        &str,
-        [usize; 4],
-        [usize; 4],
-        [usize; 2],
-        [(usize, usize); 2],
-        [usize; 2],
-        usize,
-    )] = &[
+    let cases: &[ConvCase] = &[
         (
             "dcgan down block",
             [5, 6, 16, 16],
@@ -342,16 +356,7 @@ fn conv2d_matches_the_definition() {
 
 #[test]
 fn conv_transpose2d_matches_the_definition() {
-    let cases: &[(
-        &str,
-        [usize; 4],
-        [usize; 4],
-        [usize; 2],
-        [usize; 2],
-        [usize; 2],
-        [usize; 2],
-        usize,
-    )] = &[
+    let cases: &[TransposeCase] = &[
         (
             "dcgan up block",
             [5, 8, 8, 8],
