@@ -51,7 +51,10 @@ struct Planes {
 
 impl Planes {
     fn of(shape: &Shape) -> Self {
-        assert!(shape.num_dims() >= 2, "batch_norm: input needs a channel axis");
+        assert!(
+            shape.num_dims() >= 2,
+            "batch_norm: input needs a channel axis"
+        );
         let (batch, channels) = (shape[0], shape[1]);
         let plane = shape.num_elements() / (batch * channels).max(1);
         Self {
@@ -140,7 +143,11 @@ fn map_planes<T: NormFloat>(
 fn statistics<T: NormFloat>(x: &[T], dims: Planes) -> Vec<(f64, f64)> {
     per_channel(dims.channels, |c| {
         let count = dims.per_channel();
-        let mean = dims.channel_planes(x, c).map(|p| sum_by(p, |v| v)).sum::<f64>() / count;
+        let mean = dims
+            .channel_planes(x, c)
+            .map(|p| sum_by(p, |v| v))
+            .sum::<f64>()
+            / count;
         let variance = dims
             .channel_planes(x, c)
             .map(|p| sum_by(p, |v| (v - mean) * (v - mean)))
@@ -241,19 +248,38 @@ fn with_float_storage(
     match dtype {
         DType::F32 | DType::F64 => job(&contiguous),
         DType::F16 => {
-            let wide: Vec<_> = contiguous.into_iter().map(|t| cast_to_f32(t, f16::to_f32)).collect();
-            job(&wide).into_iter().map(|t| cast_from_f32(t, f16::from_f32)).collect()
+            let wide: Vec<_> = contiguous
+                .into_iter()
+                .map(|t| cast_to_f32(t, f16::to_f32))
+                .collect();
+            job(&wide)
+                .into_iter()
+                .map(|t| cast_from_f32(t, f16::from_f32))
+                .collect()
         }
         DType::BF16 => {
-            let wide: Vec<_> = contiguous.into_iter().map(|t| cast_to_f32(t, bf16::to_f32)).collect();
-            job(&wide).into_iter().map(|t| cast_from_f32(t, bf16::from_f32)).collect()
+            let wide: Vec<_> = contiguous
+                .into_iter()
+                .map(|t| cast_to_f32(t, bf16::to_f32))
+                .collect();
+            job(&wide)
+                .into_iter()
+                .map(|t| cast_from_f32(t, bf16::from_f32))
+                .collect()
         }
         other => panic!("batch_norm: unsupported dtype {other:?}"),
     }
 }
 
 /// Inference batch norm with given statistics: `[x, gamma, beta, mean, variance]` → `y`.
-pub fn batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: FlexTensor, variance: FlexTensor, epsilon: f64) -> FlexTensor {
+pub fn batch_norm(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+) -> FlexTensor {
     let run = |t: &[FlexTensor]| {
         fn kernel<T: NormFloat>(t: &[FlexTensor], epsilon: f64) -> Vec<FlexTensor> {
             let dims = Planes::of(&t[0].shape());
@@ -263,7 +289,14 @@ pub fn batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: Flex
                 .zip(t[4].storage::<T>())
                 .map(|(&m, &v)| (m.to_f64(), v.to_f64()))
                 .collect();
-            let y = normalize(t[0].storage::<T>(), dims, t[1].storage(), t[2].storage(), &stats, epsilon);
+            let y = normalize(
+                t[0].storage::<T>(),
+                dims,
+                t[1].storage(),
+                t[2].storage(),
+                &stats,
+                epsilon,
+            );
             alloc::vec![tensor(y, t[0].shape(), t[0].dtype())]
         }
         match t[0].dtype() {
@@ -275,7 +308,12 @@ pub fn batch_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, mean: Flex
 }
 
 /// Training batch norm: `(y, batch mean, biased batch variance)`.
-pub fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> [FlexTensor; 3] {
+pub fn batch_norm_train(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> [FlexTensor; 3] {
     let run = |t: &[FlexTensor]| {
         fn kernel<T: NormFloat>(t: &[FlexTensor], epsilon: f64) -> Vec<FlexTensor> {
             let (shape, dtype) = (t[0].shape(), t[0].dtype());
@@ -284,7 +322,10 @@ pub fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsi
             let stats = statistics(x, dims);
             let y = normalize(x, dims, t[1].storage(), t[2].storage(), &stats, epsilon);
             let channel = |pick: fn(&(f64, f64)) -> f64| {
-                let values = channel_vector(&stats, pick).into_iter().map(T::from_f64).collect();
+                let values = channel_vector(&stats, pick)
+                    .into_iter()
+                    .map(T::from_f64)
+                    .collect();
                 tensor::<T>(values, Shape::new([dims.channels]), dtype)
             };
             alloc::vec![tensor(y, shape, dtype), channel(|s| s.0), channel(|s| s.1)]
@@ -295,7 +336,11 @@ pub fn batch_norm_train(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsi
         }
     };
     let mut out = with_float_storage(alloc::vec![x, gamma, beta], run).into_iter();
-    [out.next().unwrap(), out.next().unwrap(), out.next().unwrap()]
+    [
+        out.next().unwrap(),
+        out.next().unwrap(),
+        out.next().unwrap(),
+    ]
 }
 
 /// Gradients of [`batch_norm_train`]: `(x_grad, gamma_grad, beta_grad)`.
@@ -317,8 +362,14 @@ pub fn batch_norm_train_backward(
                 .zip(t[3].storage::<T>())
                 .map(|(&m, &v)| (m.to_f64(), v.to_f64()))
                 .collect();
-            let (dx, dgamma, dbeta) =
-                backward(t[0].storage::<T>(), dims, t[1].storage(), &stats, epsilon, t[4].storage());
+            let (dx, dgamma, dbeta) = backward(
+                t[0].storage::<T>(),
+                dims,
+                t[1].storage(),
+                &stats,
+                epsilon,
+                t[4].storage(),
+            );
             let channels = Shape::new([dims.channels]);
             alloc::vec![
                 tensor(dx, shape, dtype),
@@ -333,5 +384,9 @@ pub fn batch_norm_train_backward(
     };
     let tensors = alloc::vec![x, gamma, mean, variance, output_grad];
     let mut out = with_float_storage(tensors, run).into_iter();
-    [out.next().unwrap(), out.next().unwrap(), out.next().unwrap()]
+    [
+        out.next().unwrap(),
+        out.next().unwrap(),
+        out.next().unwrap(),
+    ]
 }

@@ -25,8 +25,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::{Add, Range};
 
-use burn_backend::{DType, TensorMetadata};
 use burn_backend::ops::{ConvOptions, ConvTransposeOptions};
+use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape, bf16, f16};
 
 use crate::ops::matmul::GemmScalar;
@@ -87,7 +87,9 @@ impl Conv2dGeometry {
     /// `[conv c_out, conv c_in / groups, kh, kw]`.
     pub fn of_conv_transpose(x: &Shape, weight: &Shape, options: &ConvTransposeOptions<2>) -> Self {
         let size = |i: usize| {
-            (x[2 + i] - 1) * options.stride[i] + options.dilation[i] * (weight[2 + i] - 1) + 1
+            (x[2 + i] - 1) * options.stride[i]
+                + options.dilation[i] * (weight[2 + i] - 1)
+                + 1
                 + options.padding_out[i]
                 - 2 * options.padding[i]
         };
@@ -248,9 +250,18 @@ fn gemm_strided<T: GemmScalar>(
             (rows - 1) * rs + (cols - 1) * cs + 1
         }
     };
-    assert!(dst.len() >= last(m, n, dst_rs, dst_cs), "gemm: dst too short");
-    assert!(lhs.len() >= last(m, k, lhs_rs, lhs_cs), "gemm: lhs too short");
-    assert!(rhs.len() >= last(k, n, rhs_rs, rhs_cs), "gemm: rhs too short");
+    assert!(
+        dst.len() >= last(m, n, dst_rs, dst_cs),
+        "gemm: dst too short"
+    );
+    assert!(
+        lhs.len() >= last(m, k, lhs_rs, lhs_cs),
+        "gemm: lhs too short"
+    );
+    assert!(
+        rhs.len() >= last(k, n, rhs_rs, rhs_cs),
+        "gemm: rhs too short"
+    );
     // SAFETY: the asserts above keep every strided access inside the slices, and dst is
     // borrowed mutably so it cannot alias lhs or rhs.
     unsafe {
@@ -339,7 +350,13 @@ fn walk_patches(
 }
 
 /// Fills `col` (`[col_rows, samples * oh * ow]`, zeroed) from the NCHW input.
-fn im2col<T: Copy>(g: &Conv2dGeometry, x: &[T], samples: Range<usize>, group: usize, col: &mut [T]) {
+fn im2col<T: Copy>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    samples: Range<usize>,
+    group: usize,
+    col: &mut [T],
+) {
     let n = samples.len() * g.out_plane();
     walk_patches(g, samples, group, |row, s, oy, cols, src, step| {
         let dst = row * n + s * g.out_plane() + oy * g.ow;
@@ -390,13 +407,18 @@ fn gather_channels<T: Copy>(
         let channel = group * g.out_per_group() + co;
         for (s, b) in samples.clone().enumerate() {
             let src = (b * g.c_out + channel) * plane;
-            out[co * n + s * plane..co * n + (s + 1) * plane].copy_from_slice(&dy[src..src + plane]);
+            out[co * n + s * plane..co * n + (s + 1) * plane]
+                .copy_from_slice(&dy[src..src + plane]);
         }
     }
 }
 
 /// Forward convolution: NCHW `x` and `[c_out, c_in/groups, kh, kw]` `weight` to NCHW output.
-pub fn conv2d_forward<T: GemmScalar + Send + Sync>(g: &Conv2dGeometry, x: &[T], weight: &[T]) -> Vec<T> {
+pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    weight: &[T],
+) -> Vec<T> {
     let ranges = g.chunks::<T>();
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
@@ -412,11 +434,22 @@ pub fn conv2d_forward<T: GemmScalar + Send + Sync>(g: &Conv2dGeometry, x: &[T], 
             }
             im2col(g, x, samples.clone(), group, &mut col);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
-            gemm_strided([opg, n, rows], &mut product, [n, 1], false, w, [rows, 1], &col, [n, 1], parallelism);
+            gemm_strided(
+                [opg, n, rows],
+                &mut product,
+                [n, 1],
+                false,
+                w,
+                [rows, 1],
+                &col,
+                [n, 1],
+                parallelism,
+            );
             for co in 0..opg {
                 for s in 0..samples.len() {
                     let dst = (s * g.c_out + group * opg + co) * plane;
-                    y[dst..dst + plane].copy_from_slice(&product[co * n + s * plane..co * n + (s + 1) * plane]);
+                    y[dst..dst + plane]
+                        .copy_from_slice(&product[co * n + s * plane..co * n + (s + 1) * plane]);
                 }
             }
         }
@@ -444,7 +477,17 @@ pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
             gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
             // col [rows, n] = wᵀ [rows, opg] · dy_chunk [opg, n]
-            gemm_strided([rows, n, opg], &mut col, [n, 1], false, w, [1, rows], &dy_chunk, [n, 1], parallelism);
+            gemm_strided(
+                [rows, n, opg],
+                &mut col,
+                [n, 1],
+                false,
+                w,
+                [1, rows],
+                &dy_chunk,
+                [n, 1],
+                parallelism,
+            );
             col2im(g, &col, samples.clone(), group, dx);
         }
     });
@@ -475,7 +518,17 @@ pub fn conv2d_weight_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
             gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
             let dw = &mut dw[group * opg * rows..(group + 1) * opg * rows];
             // dw [opg, rows] += dy_chunk [opg, n] · colᵀ [n, rows]
-            gemm_strided([opg, rows, n], dw, [rows, 1], true, &dy_chunk, [n, 1], &col, [1, n], parallelism);
+            gemm_strided(
+                [opg, rows, n],
+                dw,
+                [rows, 1],
+                true,
+                &dy_chunk,
+                [n, 1],
+                &col,
+                [1, n],
+                parallelism,
+            );
         }
     })
 }
@@ -491,7 +544,13 @@ pub enum Pass {
 /// Runs one pass on flex tensors of any float dtype (bf16 through f32), returning a
 /// contiguous tensor of `out_shape`. `a` and `b` are the pass's two operands in the order of
 /// the functions above.
-pub fn run(pass: Pass, g: &Conv2dGeometry, a: FlexTensor, b: FlexTensor, out_shape: Shape) -> FlexTensor {
+pub fn run(
+    pass: Pass,
+    g: &Conv2dGeometry,
+    a: FlexTensor,
+    b: FlexTensor,
+    out_shape: Shape,
+) -> FlexTensor {
     fn typed<T: GemmScalar + Add<Output = T> + Send + Sync>(
         pass: Pass,
         g: &Conv2dGeometry,
@@ -513,9 +572,20 @@ pub fn run(pass: Pass, g: &Conv2dGeometry, a: FlexTensor, b: FlexTensor, out_sha
         Pass::InputGrad => [output, weight, input],
         Pass::WeightGrad => [input, output, weight],
     };
-    let found = [a.shape().num_elements(), b.shape().num_elements(), out_shape.num_elements()];
-    assert_eq!(found, expected, "conv2d {pass:?}: operand sizes do not match {g:?}");
-    assert_eq!(a.dtype(), b.dtype(), "conv2d {pass:?}: operands of different dtypes");
+    let found = [
+        a.shape().num_elements(),
+        b.shape().num_elements(),
+        out_shape.num_elements(),
+    ];
+    assert_eq!(
+        found, expected,
+        "conv2d {pass:?}: operand sizes do not match {g:?}"
+    );
+    assert_eq!(
+        a.dtype(),
+        b.dtype(),
+        "conv2d {pass:?}: operands of different dtypes"
+    );
     let (a, b) = (a.to_contiguous(), b.to_contiguous());
     let dtype = a.dtype();
     let bytes = match dtype {
