@@ -96,6 +96,26 @@ impl ModelConfig {
         }
     }
 
+    /// This model with the discriminator options of `other` (same family): a run that
+    /// starts from a trained generator may train a discriminator of another kind (e.g. one
+    /// without batch norm for R1). Other families' options are left as they are.
+    pub fn with_discriminator_of(&self, other: &ModelConfig) -> ModelConfig {
+        match (self, other) {
+            (Self::Dcgan(c), Self::Dcgan(o)) => Self::Dcgan(DcganConfig {
+                d_width: o.d_width,
+                d_dropout: o.d_dropout,
+                d_batch_norm: o.d_batch_norm,
+                ..c.clone()
+            }),
+            (Self::Mlp(c), Self::Mlp(o)) => Self::Mlp(MlpConfig {
+                d_hidden: o.d_hidden.clone(),
+                d_dropout: o.d_dropout,
+                ..c.clone()
+            }),
+            _ => self.clone(),
+        }
+    }
+
     pub fn family(&self) -> &'static str {
         match self {
             Self::Dcgan(_) => "dcgan",
@@ -193,13 +213,13 @@ impl ModelConfig {
     pub fn gradient_penalty_problem(&self) -> Option<String> {
         match self {
             Self::Dcgan(c) if c.d_batch_norm => {
-                Some("WGAN-GP needs a critic without batch norm: set d_batch_norm = false".into())
+                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without batch norm: set d_batch_norm = false".into())
             }
             Self::Dcgan(c) if c.d_dropout > 0.0 => {
-                Some("WGAN-GP needs a critic without dropout: set d_dropout = 0".into())
+                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without dropout: set d_dropout = 0".into())
             }
             Self::Mlp(c) if c.d_dropout > 0.0 => {
-                Some("WGAN-GP needs a critic without dropout: set d_dropout = 0".into())
+                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without dropout: set d_dropout = 0".into())
             }
             Self::Vae(_) => Some("a VAE has no critic".into()),
             _ => None,

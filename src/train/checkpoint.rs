@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Bytes, Device};
+use burn_store::burn_pack::{self, DType};
 use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
@@ -123,13 +124,85 @@ fn optimizer_bytes(optimizer: &ModuleOptimizer) -> Result<Vec<u8>, WeightsError>
     Ok(bytes.to_vec())
 }
 
-/// The checkpoint of `trainer` as file bytes.
+/// The checkpoint of `trainer` as file bytes: everything in f32, exact resume.
 pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError> {
+    encode_as(trainer, info, weights::Storage::F32, OptimizerState::Exact)
+}
+
+/// What a reduced checkpoint keeps of the optimizers' state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moments {
+    /// Adam's moments in bf16: f32's range with 8 bits of precision. f16 would not do: the
+    /// second moment (squared gradients, ~1e-10 and below) underflows it.
+    Bf16,
+    /// None: the moments restart on resume (as after a change of learning rate).
+    Drop,
+}
+
+/// How the optimizers' state is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OptimizerState {
+    Exact,
+    Reduced(Moments),
+}
+
+/// Note in a reduced checkpoint's header, which `describe` reads back.
+const REDUCED_NOTE: &str = "retrato reduced training checkpoint";
+
+/// A reduced checkpoint: the same run state as [`encode`] (config, step, learning-rate
+/// scale, run info, best FID, G, D and the EMA of G) with the networks in f16 (f32 when a
+/// value is beyond f16) and Adam's moments in bf16 or left out: about a third of the full
+/// checkpoint (without moments), small enough to keep in git and continue a run on another
+/// machine. `train --resume FILE` reads it like a full checkpoint.
+pub fn encode_reduced(
+    trainer: &Trainer,
+    info: &RunInfo,
+    moments: Moments,
+) -> Result<Vec<u8>, WeightsError> {
+    let reduced = OptimizerState::Reduced(moments);
+    match encode_as(trainer, info, weights::Storage::F16, reduced) {
+        Err(WeightsError::F16Overflow { .. }) => {
+            encode_as(trainer, info, weights::Storage::F32, reduced)
+        }
+        result => result,
+    }
+}
+
+/// One line on what a checkpoint holds: full, or reduced and how.
+pub fn describe(file: &ModelFile) -> String {
+    match file.header.notes.starts_with(REDUCED_NOTE) {
+        true => file.header.notes.clone(),
+        false => "full training checkpoint (f32, optimizer state)".into(),
+    }
+}
+
+fn encode_as(
+    trainer: &Trainer,
+    info: &RunInfo,
+    storage: weights::Storage,
+    optimizer_state: OptimizerState,
+) -> Result<Vec<u8>, WeightsError> {
     let model = &trainer.config.model;
     let mut header = Header::new(model.clone());
+    header.storage = storage;
     header.dataset = info.dataset.clone();
     header.steps = trainer.step;
-    header.notes = "retrato training checkpoint".into();
+    header.notes = match optimizer_state {
+        OptimizerState::Exact => "retrato training checkpoint".into(),
+        OptimizerState::Reduced(Moments::Bf16) => {
+            format!("{REDUCED_NOTE}: {storage:?} networks, Adam moments in bf16")
+        }
+        OptimizerState::Reduced(Moments::Drop) => {
+            format!("{REDUCED_NOTE}: {storage:?} networks, no optimizer moments (they restart)")
+        }
+    };
+    let optimizer_blob = |trained: &ModuleOptimizer| match optimizer_state {
+        OptimizerState::Exact => optimizer_bytes(trained),
+        OptimizerState::Reduced(Moments::Bf16) => {
+            repack_floats(optimizer_bytes(trained)?, DType::BF16)
+        }
+        OptimizerState::Reduced(Moments::Drop) => optimizer_bytes(&optimizer(&trainer.config)),
+    };
     let mut param_ids = BTreeMap::new();
     let mut parts = Vec::new();
     let mut state = Vec::new();
@@ -150,13 +223,13 @@ pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError
             parts.push(collect.part.expect("inspected")?);
             param_ids.insert("generator".into(), ids(|i| generator.inspect(i)));
             param_ids.insert("discriminator".into(), ids(|i| discriminator.inspect(i)));
-            state.push(("optimizer_g".into(), optimizer_bytes(optimizer_g)?));
-            state.push(("optimizer_d".into(), optimizer_bytes(optimizer_d)?));
+            state.push(("optimizer_g".into(), optimizer_blob(optimizer_g)?));
+            state.push(("optimizer_d".into(), optimizer_blob(optimizer_d)?));
         }
         Networks::Vae { vae, optimizer } => {
             parts.push(Part::of(&vae.valid(), "")?);
             param_ids.insert("vae".into(), ids(|i| i.inspect(vae)));
-            state.push(("optimizer".into(), optimizer_bytes(optimizer)?));
+            state.push(("optimizer".into(), optimizer_blob(optimizer)?));
         }
     }
     if let Some(ema) = &trainer.ema {
@@ -173,6 +246,47 @@ pub fn encode(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8>, WeightsError
     let json =
         serde_json::to_string(&training).map_err(|e| WeightsError::Internal(e.to_string()))?;
     weights::encode_checkpoint(&header, &parts, Some(&json), &state)
+}
+
+/// The optimizer state (burnpack bytes) with every f32 / bf16 tensor converted to `to`:
+/// bf16 to store a reduced checkpoint's moments, f32 to train with them again.
+fn repack_floats(bytes: Vec<u8>, to: DType) -> Result<Vec<u8>, WeightsError> {
+    let bad = |e: burn_pack::Error| WeightsError::BadHeader(format!("optimizer state: {e}"));
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(bad)?;
+    let scalars = reader.scalars().clone();
+    let metadata = reader.metadata().clone();
+    let mut tensors = Vec::new();
+    for tensor in reader.into_tensors().map_err(bad)? {
+        let (name, dtype, shape, param_id, bytes) = tensor.into_parts().map_err(bad)?;
+        let (dtype, bytes) = match (dtype, to) {
+            (DType::F32, DType::BF16) => {
+                let halves = bytes.chunks_exact(4).flat_map(|c| {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    half::bf16::from_f32(v).to_le_bytes()
+                });
+                (to, halves.collect::<Vec<u8>>())
+            }
+            (DType::BF16, DType::F32) => {
+                let floats = bytes.chunks_exact(2).flat_map(|c| {
+                    half::bf16::from_le_bytes([c[0], c[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                });
+                (to, floats.collect::<Vec<u8>>())
+            }
+            (dtype, _) => (dtype, bytes.to_vec()),
+        };
+        let bytes = Bytes::from_bytes_vec(bytes);
+        tensors.push(burn_pack::Tensor::new(name, dtype, shape, param_id, bytes));
+    }
+    let mut writer = burn_pack::Writer::new(tensors);
+    for (key, value) in &scalars {
+        writer = writer.with_scalar(key, *value);
+    }
+    for (key, value) in &metadata {
+        writer = writer.with_metadata(key, value);
+    }
+    Ok(writer.into_bytes().map_err(bad)?.to_vec())
 }
 
 /// The page-ready model file of a trainer on a device that reads synchronously (native, or
@@ -253,10 +367,11 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
     let config = training.config;
     config.validate().map_err(WeightsError::BadConfig)?;
     let blob = |name: &str| {
-        file.state
-            .get(name)
-            .map(|b| Bytes::from_bytes_vec(b.clone()))
-            .ok_or_else(|| WeightsError::MissingTensor(format!("{}{name}", weights::STATE_PREFIX)))
+        let bytes = file.state.get(name).ok_or_else(|| {
+            WeightsError::MissingTensor(format!("{}{name}", weights::STATE_PREFIX))
+        })?;
+        // A reduced checkpoint's bf16 moments train in f32 again.
+        repack_floats(bytes.clone(), DType::F32).map(Bytes::from_bytes_vec)
     };
     let restore = |name: &str, bytes: Bytes| {
         optimizer(&config)

@@ -80,6 +80,12 @@ pub struct TrainOptions {
     pub clip: f64,
     /// WGAN-GP penalty weight λ.
     pub gp_lambda: f64,
+    /// R1 penalty weight γ (Mescheder et al. 2018): γ/2·E‖∇ₓD(x)‖² on real images keeps D
+    /// smooth where the data is, which lets a discriminator without batch norm train stably.
+    /// 0 turns it off; it needs a discriminator without batch norm or dropout.
+    pub r1_gamma: f64,
+    /// Lazy regularisation (StyleGAN2): the R1 term every this many D updates, scaled by it.
+    pub r1_every: usize,
     pub reconstruction: Reconstruction,
     /// Weight of the KL term (β-VAE; 1 is the plain VAE).
     pub kl_weight: f64,
@@ -114,6 +120,8 @@ impl Default for TrainOptions {
             label_smoothing: 0.0,
             clip: 0.01,
             gp_lambda: 10.0,
+            r1_gamma: 0.0,
+            r1_every: 16,
             reconstruction: Reconstruction::Mse,
             kl_weight: 1.0,
             ema_decay: 0.0,
@@ -214,6 +222,17 @@ impl TrainConfig {
             }
             _ => {}
         }
+        if t.r1_gamma != 0.0 {
+            if !(t.r1_gamma.is_finite() && t.r1_gamma > 0.0) {
+                return Err(format!(
+                    "r1_gamma must be 0 or positive, not {}",
+                    t.r1_gamma
+                ));
+            }
+            if let Some(problem) = self.model.gradient_penalty_problem() {
+                return Err(format!("r1_gamma: {problem}"));
+            }
+        }
         let at_least_one = |name: &str, v: usize| match v {
             0 => Err(format!("{name} must be at least 1")),
             _ => Ok(()),
@@ -222,6 +241,7 @@ impl TrainConfig {
         at_least_one("epochs", t.epochs)?;
         at_least_one("n_critic", t.n_critic)?;
         at_least_one("d_every", t.d_every)?;
+        at_least_one("r1_every", t.r1_every)?;
         let layers = self.model.discriminator_layers();
         if t.freeze_d > 0 && t.freeze_d >= layers {
             return Err(format!(

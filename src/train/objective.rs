@@ -3,16 +3,20 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, sigmoid};
 
-use super::config::{Objective, Reconstruction};
+use super::config::{Objective, Reconstruction, TrainOptions};
 
-/// The loss terms each algorithm reports, in `metrics.csv` column order.
-pub fn loss_names(objective: Objective) -> &'static [&'static str] {
-    match objective {
-        Objective::Bce => &["d_loss", "g_loss", "d_real", "d_fake"],
-        Objective::WganClip => &["d_loss", "g_loss", "wasserstein"],
-        Objective::WganGp => &["d_loss", "g_loss", "wasserstein", "gradient_penalty"],
-        Objective::Vae => &["loss", "reconstruction", "kl"],
+/// The loss terms a run's algorithm reports, in `metrics.csv` column order.
+pub fn loss_names(train: &TrainOptions) -> Vec<&'static str> {
+    let mut names = match train.objective {
+        Objective::Bce => vec!["d_loss", "g_loss", "d_real", "d_fake"],
+        Objective::WganClip => vec!["d_loss", "g_loss", "wasserstein"],
+        Objective::WganGp => vec!["d_loss", "g_loss", "wasserstein", "gradient_penalty"],
+        Objective::Vae => vec!["loss", "reconstruction", "kl"],
+    };
+    if train.r1_gamma > 0.0 && train.objective != Objective::Vae {
+        names.push("r1");
     }
+    names
 }
 
 /// Binary cross-entropy of `logits` against a constant `target`, in the stable form
@@ -46,6 +50,12 @@ pub fn kl_divergence(mean: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
     let n = mean.dims()[0] as f64;
     let terms = log_var.clone() + 1.0 - mean.powi_scalar(2) - log_var.exp();
     terms.sum() * (-0.5 / n)
+}
+
+/// The R1 penalty γ/2·E[‖∇ₓD(x)‖²] at real images (Mescheder et al. 2018).
+pub fn r1_penalty(gradient: Tensor<4>, gamma: f64) -> Tensor<1> {
+    let squared_norms = gradient.powi_scalar(2).sum_dim(3).sum_dim(2).sum_dim(1);
+    squared_norms.mean() * (gamma / 2.0)
 }
 
 /// The WGAN-GP penalty λ·E[(‖∇ₓD(x̂)‖ − 1)²]; `gradient` is ∇ₓD at the interpolates.

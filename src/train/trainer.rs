@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::augment::diff_augment;
 use super::config::{Objective, OptimizerKind, TrainConfig};
 use super::objective::{
-    bce_with_logits, gradient_penalty, kl_divergence, mean_probability, reconstruction,
+    bce_with_logits, gradient_penalty, kl_divergence, mean_probability, r1_penalty, reconstruction,
 };
 use super::params::{Clip, MovingAverage, OptimizerStep, Values};
 use crate::latent::{SplitMix64, latents, mix};
@@ -210,7 +210,7 @@ impl Trainer {
                             TensorData::new(mix_weights.collect::<Vec<_>>(), [n, 1, 1, 1]),
                             &self.device,
                         );
-                        let between = (real_seen.detach() * eps.clone()
+                        let between = (real_seen.clone().detach() * eps.clone()
                             + fake_seen.detach() * (eps.neg() + 1.0))
                             .detach();
                         let gradient = discriminator.input_gradient(between);
@@ -221,6 +221,16 @@ impl Trainer {
                     loss
                 }
                 Objective::Vae => unreachable!("validated"),
+            };
+            let d_updates = self.step / t.d_every as u64;
+            let loss = match t.r1_gamma > 0.0 && d_updates.is_multiple_of(t.r1_every as u64) {
+                true => {
+                    let gradient = discriminator.input_gradient(real_seen.detach());
+                    let penalty = r1_penalty(gradient, t.r1_gamma * t.r1_every as f64);
+                    out.push(("r1", penalty.clone().detach()));
+                    loss + penalty
+                }
+                false => loss,
             };
             out.push(("d_loss", loss.clone().detach()));
             let frozen = discriminator.lower_layer_ids(t.freeze_d);

@@ -31,15 +31,40 @@ pub fn from_model(
     discriminator_file: Option<&ModelFile>,
     device: &Device,
 ) -> Result<Transfer, String> {
+    config.model = source.header.model.clone();
+    from_generator(config, source, discriminator_file, device)
+}
+
+/// Like [`from_model`], but the run keeps `config`'s discriminator options (`model.d_*`):
+/// `source`'s generator continues against a discriminator of another kind (e.g. one without
+/// batch norm, for R1), which starts fresh. The generator options must be the source's.
+pub fn from_generator(
+    config: TrainConfig,
+    source: &ModelFile,
+    discriminator_file: Option<&ModelFile>,
+    device: &Device,
+) -> Result<Transfer, String> {
     if let ModelConfig::Vae(_) = source.header.model {
         return Err("fine-tuning starts from a GAN; a VAE model cannot be fine-tuned".into());
     }
-    config.model = source.header.model.clone();
+    if source.header.model.with_discriminator_of(&config.model) != config.model {
+        return Err("the run's generator options differ from the model's (only model.d_* may change when starting from a model)".into());
+    }
+    let same_discriminator = config.model == source.header.model;
+    if discriminator_file.is_some() && !same_discriminator {
+        return Err(
+            "the run's discriminator options (model.d_*) differ from the model's, so its \
+             trained discriminator does not fit: leave out the discriminator file to start a \
+             fresh one"
+                .into(),
+        );
+    }
     let mut trainer = Trainer::new(config, device)?;
     let generator_part = sampling_prefix(source);
+    // A discriminator of another kind (e.g. without batch norm) starts fresh.
     let d_source = discriminator_file
         .or(Some(source))
-        .filter(|file| file.has_part(DISCRIMINATOR_PREFIX));
+        .filter(|file| same_discriminator && file.has_part(DISCRIMINATOR_PREFIX));
     if let Some(file) = discriminator_file
         && file.header.model != source.header.model
     {

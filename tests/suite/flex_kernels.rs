@@ -5,7 +5,8 @@
 //!   gradients to the forward pass;
 //! - batch norm (inference, training forward with its statistics, and the gradients of x,
 //!   gamma and beta, checked by central differences of the f64 definition), rank 2 to 4;
-//! - mask_where on tensors large enough for its multi-threaded path (through leaky ReLU).
+//! - leaky ReLU forward and gradient (the fused kernels of both forks), small and large enough
+//!   for the multi-threaded paths.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -625,27 +626,49 @@ fn batch_norm_inference_uses_the_given_statistics() {
     assert_close("batch_norm", &values(y), &reference);
 }
 
-/// Leaky ReLU is a mask_where forward and two in backward; 300k values take the threaded path.
+/// Leaky ReLU: one fused pass forward (`patches/burn-flex`) and one tracked op whose backward
+/// is a single mask_where (`patches/burn-autodiff`). Checked against the definition for
+/// small tensors and for 300k values (the threaded paths), two slopes, and through a chain
+/// where the input is used again (the op must keep its input, not its output, for backward).
 #[test]
-fn large_mask_where_through_leaky_relu() {
+fn leaky_relu_and_its_gradient_match_the_definition() {
+    for (shape, slope) in [
+        ([2, 3, 4, 5], 0.2),
+        ([3, 4, 125, 200], 0.2),
+        ([1, 1, 7, 9], 0.01),
+    ] {
+        leaky_relu_matches_the_definition(shape, slope);
+    }
+}
+
+fn leaky_relu_matches_the_definition(shape: [usize; 4], slope: f64) {
     let device = Device::flex().autodiff();
     device.seed(13);
-    let shape = [3, 4, 125, 200];
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device).require_grad();
     let r = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    let y = burn::tensor::activation::leaky_relu(x.clone(), 0.2);
-    let grads = (y.clone() * r.clone()).sum().backward();
-    let xv = values(x.clone().detach());
-    let rv = values(r);
-    let y_ref: Vec<f64> = xv
-        .iter()
-        .map(|&v| if v < 0.0 { 0.2 * v as f64 } else { v as f64 })
-        .collect();
+    // loss = sum(r * leaky(leaky(x)) + x): x feeds two ops and leaky_relu feeds leaky_relu.
+    let once = burn::tensor::activation::leaky_relu(x.clone(), slope);
+    let twice = burn::tensor::activation::leaky_relu(once.clone(), slope);
+    let grads = (twice * r.clone() + x.clone()).sum().backward();
+    let (xv, rv) = (as_f64(&values(x.clone().detach())), as_f64(&values(r)));
+    let leaky = |v: f64| if v < 0.0 { slope * v } else { v };
+    let y_ref: Vec<f64> = xv.iter().map(|&v| leaky(v)).collect();
     let dx_ref: Vec<f64> = xv
         .iter()
         .zip(&rv)
-        .map(|(&v, &r)| if v < 0.0 { 0.2 * r as f64 } else { r as f64 })
+        .map(|(&v, &r)| {
+            if v < 0.0 {
+                slope * slope * r + 1.0
+            } else {
+                r + 1.0
+            }
+        })
         .collect();
-    assert_close("leaky_relu", &values(y.detach()), &y_ref);
-    assert_close("leaky_relu dx", &values(x.grad(&grads).unwrap()), &dx_ref);
+    let what = format!("leaky_relu {shape:?} slope {slope}");
+    assert_close(&what, &values(once.detach()), &y_ref);
+    assert_close(
+        &format!("{what}: dx"),
+        &values(x.grad(&grads).unwrap()),
+        &dx_ref,
+    );
 }

@@ -26,7 +26,12 @@ pub struct FidProbe {
     n: usize,
     floor: Option<f64>,
     floor_set: String,
+    /// Seconds one measurement is expected to take (timed on a few portraits at open).
+    pub estimated_seconds: f64,
 }
+
+/// Portraits timed at open to estimate a measurement's duration.
+const TIMED_PORTRAITS: usize = 16;
 
 impl FidProbe {
     /// None when the run measures no FID; reads (or computes once, then caches) the
@@ -71,11 +76,13 @@ impl FidProbe {
         let reference_name = path.file_name().map_or(run.fid_reference.clone(), |f| {
             f.to_string_lossy().into_owned()
         });
+        let estimated_seconds = estimate_seconds(&extractor, trainer, n)?;
         println!(
-            "FID every {} epochs: {n} portraits against {reference_name}; real-vs-real floor {floor:.2}",
-            run.fid_epochs
+            "FID every {} epochs: {n} portraits against {reference_name}; real-vs-real floor {floor:.2}; ~{:.0} s each",
+            run.fid_epochs, estimated_seconds
         );
         Ok(Some(Self {
+            estimated_seconds,
             extractor,
             reference,
             reference_name,
@@ -114,4 +121,19 @@ impl FidProbe {
             measured: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         })
     }
+}
+
+/// A measurement's expected duration: a few portraits drawn and run through the network,
+/// scaled to `n`, plus a margin for the scores (KID subsets, nearest neighbours).
+fn estimate_seconds(extractor: &Extractor, trainer: &Trainer, n: usize) -> Result<f64> {
+    let start = std::time::Instant::now();
+    let generator = trainer.sampling_generator();
+    let count = TIMED_PORTRAITS.min(n);
+    let (pixels, size) =
+        retrato::sample::portrait_pixels(&generator, FID_SEED, count, &generator.device());
+    extractor
+        .features(&pixels, size, &mut |_| {})
+        .map_err(anyhow::Error::msg)?;
+    let per_portrait = start.elapsed().as_secs_f64() / count as f64;
+    Ok(per_portrait * n as f64 * 1.15 + 5.0)
 }

@@ -30,9 +30,15 @@ pub struct Args {
     /// Run folder: metrics.csv, loss.png, samples/, checkpoints/, model.safetensors.
     #[arg(long)]
     out: PathBuf,
-    /// Continue the run in --out from its newest checkpoint.
-    #[arg(long, conflicts_with = "from")]
-    resume: bool,
+    /// Continue the run in --out from its newest checkpoint; or, given a checkpoint FILE
+    /// (full, or the reduced one a run leaves in OUT/resume.safetensors), continue that run
+    /// in --out: same config, step, moving average, schedule and best FID.
+    #[arg(long, conflicts_with = "from", value_name = "FILE", num_args = 0..=1)]
+    resume: Option<Option<PathBuf>>,
+    /// Also keep Adam's moments (in bf16) in OUT/resume.safetensors, the reduced checkpoint
+    /// every run ends with: exact-ish continuation, at about twice the size.
+    #[arg(long)]
+    keep_moments: bool,
     /// Start from a trained model file or checkpoint (transfer / fine-tuning): its
     /// architecture and weights, and its discriminator when it carries one. Without --config
     /// this uses the few-shot fine-tuning recipe (configs/finetune.toml).
@@ -107,8 +113,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let config = match args.resume {
         // The checkpoint holds the run's config; overrides still apply (e.g. more epochs).
-        true => None,
-        false => Some(resolve_config(
+        Some(_) => None,
+        None => Some(resolve_config(
             &args,
             None,
             source.as_ref().map(|s| &s.model),

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use retrato::data::{Batches, Range};
 use retrato::image_grid::{png_bytes, square_grid, to_rgb8};
 use retrato::sample::{read, seeded_latents};
-use retrato::train::checkpoint::{self, RunInfo};
+use retrato::train::checkpoint::{self, Moments, RunInfo};
 use retrato::train::config::OnDivergence;
 use retrato::train::objective::loss_names;
 use retrato::train::{StepLosses, TrainConfig, Trainer, transfer};
@@ -25,30 +25,51 @@ use super::{Args, Source, plot, resolve_config};
 use crate::cli::data::read_training_set;
 use crate::cli::files::write_atomic;
 
+/// The reduced checkpoint every run ends with (f16 networks, moments optional).
+const REDUCED_CHECKPOINT: &str = "resume.safetensors";
 /// The checkpoint with the run's best FID.
 const BEST_FID_CHECKPOINT: &str = "best-fid.safetensors";
 /// Seed of the fixed latents behind every sample grid of a run.
 const SAMPLE_SEED: u64 = 0x5EED;
+/// Seconds kept for writing the last checkpoint, sample grid and model at the end.
+const FINISH_SECONDS: f64 = 10.0;
 /// Plain progress lines (when stdout is not a terminal) at most this often.
 const LOG_EVERY_SECONDS: f64 = 15.0;
 
 pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) -> Result<()> {
+    // --max-minutes bounds the whole command: reading data and FID features, training, and
+    // the final FID, checkpoint and model file.
+    let command_start = Instant::now();
     let device = args.device.device()?.autodiff();
     let out = args.out.clone();
     let checkpoint_dir = out.join("checkpoints");
     let existing = checkpoints(&checkpoint_dir);
     let (mut trainer, mut info) = match config {
         None => {
-            let Some(latest) = existing.last() else {
-                bail!("{}: no checkpoint to resume from", checkpoint_dir.display());
+            let latest = match (args.resume.clone().flatten(), existing.last()) {
+                (Some(_), Some(_)) => bail!(
+                    "{}: already holds a run; continue it with --resume (no file), or choose another --out",
+                    out.display()
+                ),
+                (Some(file), None) => file,
+                (None, Some(latest)) => latest.clone(),
+                (None, None) => {
+                    bail!("{}: no checkpoint to resume from", checkpoint_dir.display())
+                }
             };
+            let latest = &latest;
             let (mut trainer, info) = load_checkpoint(latest, &device)?;
             let config = resolve_config(&args, Some(&trainer.config), None)?;
             if config.model != trainer.config.model {
                 bail!("the model cannot change when resuming; start a new run with --out");
             }
             trainer.config = config;
-            println!("resuming {} at step {}", latest.display(), trainer.step);
+            println!(
+                "resuming {} at step {} ({})",
+                latest.display(),
+                trainer.step,
+                describe_checkpoint(latest)
+            );
             (trainer, info)
         }
         Some(config) => {
@@ -62,7 +83,7 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
             let trainer = match (&source, &args.from) {
                 (Some(source), Some(path)) => {
                     let d_file = source.discriminator.as_ref();
-                    let transfer = transfer::from_model(config, &source.model, d_file, &device)
+                    let transfer = transfer::from_generator(config, &source.model, d_file, &device)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let name = path.file_name().unwrap_or(path.as_os_str());
                     info.started_from = Some(name.to_string_lossy().into_owned());
@@ -108,10 +129,7 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
     let total_steps = t.epochs as u64 * batches.steps_per_epoch();
     let probe = FidProbe::open(&trainer.config.run, &dataset, &args.data, &trainer)?;
     // Every metrics.csv column between epoch and images/s: the loss terms, then FID.
-    let mut names: Vec<String> = loss_names(t.objective)
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = loss_names(&t).iter().map(|s| s.to_string()).collect();
     let fid_column = probe.as_ref().map(|_| {
         names.push("fid".to_string());
         names.len() - 1
@@ -128,7 +146,9 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         keep: trainer.config.run.keep_checkpoints,
         last_saved: Instant::now(),
     };
-    if trainer.step == 0 {
+    // A new run, or one continued from a checkpoint file in a new folder: the folder holds a
+    // checkpoint from the start, so `--resume` (no file) always finds one.
+    if trainer.step == 0 || args.resume.as_ref().is_some_and(Option::is_some) {
         saver.save(&trainer, &info)?;
     }
     println!(
@@ -146,6 +166,30 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         t.epochs,
         out.display()
     );
+
+    // Time kept back from training for the end of the run: the final FID when the run
+    // measures one, and writing the last checkpoint, samples and model.
+    let finish_reserve = probe.as_ref().map_or(0.0, |p| p.estimated_seconds) + FINISH_SECONDS;
+    let mut final_fid = probe.is_some();
+    if let Some(max) = args.max_minutes {
+        let left = max * 60.0 - command_start.elapsed().as_secs_f64();
+        if probe.is_some() && finish_reserve > left {
+            final_fid = false;
+            println!(
+                "note: --max-minutes {max} leaves no time for the final FID (~{}): it is skipped; measure later with `retrato eval fid`",
+                format_seconds(finish_reserve - FINISH_SECONDS)
+            );
+        } else if probe.is_some() {
+            println!(
+                "time box: training stops {} before --max-minutes {max} to leave time for the final FID",
+                format_seconds(finish_reserve)
+            );
+        }
+    }
+    let training_seconds = args.max_minutes.map(|max| match final_fid {
+        true => max * 60.0 - finish_reserve,
+        false => max * 60.0 - FINISH_SECONDS,
+    });
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -188,8 +232,8 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
             stop_reason = "reached --max-steps";
             break;
         }
-        let minutes = session_start.elapsed().as_secs_f64() / 60.0;
-        if args.max_minutes.is_some_and(|max| minutes >= max) {
+        let elapsed = command_start.elapsed().as_secs_f64();
+        if training_seconds.is_some_and(|limit| elapsed >= limit) {
             stop_reason = "reached --max-minutes";
             break;
         }
@@ -224,8 +268,13 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         let wall = elapsed_before + session_start.elapsed().as_secs_f64();
         let epoch = batches.epoch_of(trainer.step - 1) + 1;
         let end_of_epoch = trainer.step.is_multiple_of(batches.steps_per_epoch());
+        let fid_fits = |p: &FidProbe| {
+            let done_by = command_start.elapsed().as_secs_f64() + p.estimated_seconds;
+            training_seconds.is_none_or(|limit| done_by < limit)
+        };
         if let (Some(probe), Some(column), true) = (&probe, fid_column, end_of_epoch)
             && epoch.is_multiple_of(trainer.config.run.fid_epochs as u64)
+            && fid_fits(probe)
         {
             info.elapsed_seconds = wall;
             let evaluation = bar.suspend(|| measure_fid(probe, &trainer, &mut info, &saver.dir))?;
@@ -283,6 +332,7 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
 
     if let Some(probe) = &probe
         && stop_reason != "interrupted"
+        && final_fid
         && last_evaluation
             .as_ref()
             .is_none_or(|(step, _)| *step != trainer.step)
@@ -304,6 +354,14 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         .map(|(_, e)| e);
     let model_path = out.join("model.safetensors");
     write_model(&trainer, &info, evaluation, &model_path)?;
+    let reduced_path = out.join(REDUCED_CHECKPOINT);
+    let moments = match args.keep_moments {
+        true => Moments::Bf16,
+        false => Moments::Drop,
+    };
+    let reduced = checkpoint::encode_reduced(&trainer, &info, moments)
+        .context("cannot write the reduced checkpoint")?;
+    write_atomic(&reduced_path, &reduced)?;
     println!(
         "{stop_reason} at step {} of {total_steps} ({} in this session, {} in all)",
         trainer.step,
@@ -312,6 +370,11 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
     );
     println!("checkpoint {}", saved.display());
     println!("model {}", model_path.display());
+    println!(
+        "reduced checkpoint {} ({:.1} MB; another machine continues with --resume FILE)",
+        reduced_path.display(),
+        reduced.len() as f64 / 1e6
+    );
     if trainer.step < total_steps {
         println!(
             "continue with: retrato train --resume --data {} --out {}",
@@ -407,6 +470,14 @@ fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, RunInfo)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
     checkpoint::decode(&bytes, device).with_context(|| path.display().to_string())
+}
+
+/// What a checkpoint file keeps (full, or reduced and how), for the resume line.
+fn describe_checkpoint(path: &Path) -> String {
+    match retrato::weights::ModelFile::from_path(path) {
+        Ok(file) => checkpoint::describe(&file),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// The run's checkpoints, oldest first (names sort by step).

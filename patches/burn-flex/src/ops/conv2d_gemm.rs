@@ -195,7 +195,10 @@ fn for_each_chunk<T: Send>(
         .for_each(|(i, part)| job(i, part));
 }
 
-/// Sums `job(chunk index, accumulator)` over all chunks, one accumulator per thread.
+/// Sums `job(chunk index, accumulator)` over all chunks: one accumulator per contiguous
+/// group of chunks (as many groups as threads), the groups' sums added in order. Unlike a
+/// rayon `fold`, whose split depends on work stealing, the order of every addition is fixed,
+/// so a step gives the same bits on every run (exact training resume depends on it).
 fn sum_over_chunks<T: GemmScalar + Add<Output = T> + Send + Sync>(
     chunks: usize,
     len: usize,
@@ -205,27 +208,28 @@ fn sum_over_chunks<T: GemmScalar + Add<Output = T> + Send + Sync>(
         a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
         a
     };
+    let group_sum = |group: std::ops::Range<usize>| {
+        let mut acc = vec![T::zero(); len];
+        group.for_each(|i| job(i, &mut acc));
+        acc
+    };
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        (0..chunks)
+        let groups = rayon::current_num_threads().clamp(1, chunks.max(1));
+        let per_group = chunks.div_ceil(groups);
+        let sums: Vec<Vec<T>> = (0..groups)
             .into_par_iter()
-            .fold(
-                || vec![T::zero(); len],
-                |mut acc, i| {
-                    job(i, &mut acc);
-                    acc
-                },
-            )
-            .reduce_with(add)
+            .map(|g| group_sum(g * per_group..((g + 1) * per_group).min(chunks)))
+            .collect();
+        sums.into_iter()
+            .reduce(add)
             .unwrap_or_else(|| vec![T::zero(); len])
     }
     #[cfg(not(feature = "rayon"))]
     {
         let _ = add;
-        let mut acc = vec![T::zero(); len];
-        (0..chunks).for_each(|i| job(i, &mut acc));
-        acc
+        group_sum(0..chunks)
     }
 }
 
@@ -364,9 +368,11 @@ fn im2col<T: Copy>(
         if step == 1 {
             out.copy_from_slice(&x[src..src + out.len()]);
         } else {
+            // Zipped iterators: no bounds check per element (this loop is hot for stride 2).
+            let last = src + (out.len() - 1) * step;
             out.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v = x[src + i * step]);
+                .zip(x[src..=last].iter().step_by(step))
+                .for_each(|(v, &x)| *v = x);
         }
     });
 }
@@ -384,10 +390,15 @@ fn col2im<T: Copy + Add<Output = T>>(
     let base = samples.start * g.c_in * g.in_plane();
     walk_patches(g, samples, group, |row, s, oy, cols, dst, step| {
         let src = row * n + s * g.out_plane() + oy * g.ow;
-        let dst = dst - base;
-        for (i, &v) in col[src + cols.start..src + cols.end].iter().enumerate() {
-            let at = dst + i * step;
-            dx[at] = dx[at] + v;
+        let dst = &mut dx[dst - base..];
+        let col = &col[src + cols.start..src + cols.end];
+        if step == 1 {
+            dst.iter_mut().zip(col).for_each(|(d, &v)| *d = *d + v);
+        } else {
+            dst.iter_mut()
+                .step_by(step)
+                .zip(col)
+                .for_each(|(d, &v)| *d = *d + v);
         }
     });
 }
