@@ -49,6 +49,8 @@ train_one() {
   local name keep_d extra
   IFS='|' read -r name keep_d extra <<<"$1"
   local run="$out/$name" d_args=()
+  # A finished candidate (an earlier call) is kept: only missing ones train.
+  [[ -f $run.seconds && -f $run/model.safetensors ]] && return 0
   rm -rf "$run"
   if [[ $keep_d == yes ]]; then d_args=(--discriminator "$disc"); fi
   local start=$(date +%s)
@@ -71,7 +73,15 @@ table="$out/table.md"
   echo "| recipe | from | images | wall min ($threads thread(s), $jobs at a time) | FID-$fid_n | KID | precision | recall |"
   echo "|---|---|---|---|---|---|---|---|"
 } >"$table"
-start_json=$("$retrato" eval fid --model "$model" --ref "$ref" --n "$fid_n" --seed 0 --json)
+# FID of a model file, kept beside it (FILE.fid-N.json) so that a second call reuses it.
+fid_of() {
+  local cached="$1.fid-$fid_n.json"
+  [[ -s $cached ]] || "$retrato" eval fid --model "$1" --ref "$ref" --n "$fid_n" --seed 0 --json >"$cached"
+  cat "$cached"
+}
+start_copy="$out/start.safetensors"
+cp "$model" "$start_copy"
+start_json=$(fid_of "$start_copy")
 python3 - "$start_json" >>"$table" <<'PY'
 import json, sys
 s = json.loads(sys.argv[1])
@@ -82,7 +92,7 @@ for entry in "${picked[@]}"; do
   run="$out/$name"
   [[ -f $run/model.safetensors ]] || { echo "| $name | failed | | | | | | |" >>"$table"; continue; }
   origin="G + D"; [[ $keep_d == yes ]] || origin="G, fresh D"
-  json=$("$retrato" eval fid --model "$run/model.safetensors" --ref "$ref" --n "$fid_n" --seed 0 --json)
+  json=$(fid_of "$run/model.safetensors")
   python3 - "$name" "$origin" "$steps" "$(cat "$run.seconds")" "$json" >>"$table" <<'PY'
 import json, sys
 name, origin, steps, wall, s = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])

@@ -514,3 +514,86 @@ fn finetune_starts_a_new_run_from_a_trained_model() {
     assert!(stderr.contains("bogus.safetensors"), "{stderr}");
     assert!(!dir.path().join("x").exists());
 }
+
+/// Every run ends with a reduced checkpoint (OUT/resume.safetensors); `--resume FILE`
+/// continues that run in a new folder (another machine) at its step, with its config, and
+/// the folder then resumes like any other. A folder that holds a run refuses a file.
+#[test]
+fn a_reduced_checkpoint_continues_the_run_in_a_new_folder() {
+    let (dir, data, cache) = setup();
+    let first = s(&dir.path().join("first"));
+    let extra = [
+        "--epochs",
+        "4",
+        "--set",
+        "train.ema_decay=0.9",
+        "--max-steps",
+        "4",
+    ];
+    let stdout = ok(&train_args(&data, &first, &extra), &cache);
+    assert!(stdout.contains("reduced checkpoint"), "{stdout}");
+    let reduced = format!("{first}/resume.safetensors");
+    let full = std::fs::metadata(
+        dir.path()
+            .join("first/checkpoints/step-000000004.safetensors"),
+    );
+    assert!(std::fs::metadata(&reduced).unwrap().len() * 2 < full.unwrap().len());
+
+    let second = s(&dir.path().join("second"));
+    let args = [
+        "train", "--resume", &reduced, "--data", &data, "--out", &second,
+    ];
+    let mut with_limit = args.to_vec();
+    with_limit.extend(["--max-steps", "6"]);
+    let resumed = ok(&with_limit, &cache);
+    assert!(
+        resumed.contains("at step 4 (retrato reduced training checkpoint"),
+        "{resumed}"
+    );
+    assert!(
+        resumed.contains("reached --max-steps at step 6 of 12"),
+        "{resumed}"
+    );
+    let config = std::fs::read_to_string(dir.path().join("second/config.toml")).unwrap();
+    assert!(config.contains("ema_decay = 0.9"), "{config}");
+    // The new folder continues with a plain --resume ...
+    let again = ok(
+        &["train", "--resume", "--data", &data, "--out", &second],
+        &cache,
+    );
+    assert!(
+        again.contains("at step 6") && again.contains("finished at step 12"),
+        "{again}"
+    );
+    // ... and will not take a file over the run it holds.
+    let refused = retrato(&args, &cache);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already holds a run"));
+}
+
+/// A preset that measures FID against files this machine lacks trains anyway, saying why;
+/// with the files there, `--max-minutes` says up front what it keeps for the final FID.
+#[test]
+fn fid_without_its_files_is_skipped_and_the_time_box_covers_the_final_fid() {
+    let (dir, data, cache) = setup();
+    let missing = format!("run.fid_reference={}", s(&dir.path().join("nowhere.npy")));
+    let fid_on = ["--epochs", "1", "--set", "run.fid_epochs=1", "--set"];
+    let (run_a, run_b) = (s(&dir.path().join("a")), s(&dir.path().join("b")));
+    let mut args = train_args(&data, &run_a, &fid_on);
+    args.push(&missing);
+    let stdout = ok(&args, &cache);
+    assert!(
+        stdout.contains("note: no FID during this run: run.fid_reference"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("finished at step 3"), "{stdout}");
+
+    let reference = dir.path().join("held_out");
+    write_toy_folder(&reference, 8, 32);
+    let present = format!("run.fid_reference={}", s(&reference));
+    let mut args = train_args(&data, &run_b, &fid_on);
+    args.extend([&present, "--set", "run.fid_images=8", "--max-minutes", "5"]);
+    let stdout = ok(&args, &cache);
+    assert!(stdout.contains("time box: training stops"), "{stdout}");
+    assert!(stdout.contains("step 3: FID"), "{stdout}");
+}

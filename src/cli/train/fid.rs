@@ -45,6 +45,19 @@ impl FidProbe {
         if run.fid_epochs == 0 {
             return Ok(None);
         }
+        // The presets measure against the project's shared data; on a machine without it
+        // the run trains anyway, with one line saying why there is no FID.
+        for (key, file) in [
+            ("run.fid_reference", &run.fid_reference),
+            ("run.fid_inception", &run.fid_inception),
+        ] {
+            if !Path::new(file).exists() {
+                println!(
+                    "note: no FID during this run: {key} {file} does not exist (set it, or --set run.fid_epochs=0 to silence this)"
+                );
+                return Ok(None);
+            }
+        }
         let device = trainer.device().clone().inner();
         let cache = retrato::data::cache::default_cache_dir().join("features");
         let extractor = Extractor::open(Path::new(&run.fid_inception), Some(cache), 16, &device)
