@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod data;
 pub mod eval;
 pub mod image_grid;
+pub mod invert;
 pub mod latent;
 pub mod model;
 pub mod sample;

@@ -9,6 +9,7 @@ mod eval;
 mod files;
 mod info;
 mod init;
+mod invert;
 mod sample;
 mod train;
 
@@ -37,7 +38,8 @@ const EXAMPLES: &str = "Examples:
   retrato train --resume --data faces.tar --out runs/celeba
   retrato finetune --from celeba-64.safetensors --data my-paintings/ --out runs/mine
   retrato data preview --data faces.tar --out preview.png
-  retrato bench train --family dcgan --batch 64";
+  retrato bench train --family dcgan --batch 64
+  retrato invert --model celeba-64.safetensors --image me.jpg --out me.npy --preview me.png";
 
 #[derive(Subcommand)]
 enum Command {
@@ -64,6 +66,9 @@ enum Command {
     /// Measure quality: FID, KID, precision/recall, diversity, memorisation.
     #[command(subcommand)]
     Eval(eval::Command),
+    /// Find a picture in a model's latent space: the latent whose portrait is closest to it
+    /// (then `sample --latents` draws that person, in this model or one fine-tuned from it).
+    Invert(invert::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -78,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Data(command) => data::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Eval(command) => eval::run(command),
+        Command::Invert(args) => invert::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -190,6 +190,18 @@ impl Discriminator {
         self.head.forward(x).reshape([n]) // [N, 1, 1, 1] → [N] logits
     }
 
+    /// The activations after each block, flattened per image ([N, features] each): what
+    /// D has learned to see in a face, for comparing two pictures (latent inversion).
+    pub fn features(&self, images: Tensor<4>) -> Vec<Tensor<2>> {
+        let mut x = leaky_relu(self.from_rgb.forward(images), SLOPE);
+        let mut out = vec![x.clone().flatten(1, 3)];
+        for block in &self.blocks {
+            x = leaky_relu(block.pre_activation(x), SLOPE);
+            out.push(x.clone().flatten(1, 3));
+        }
+        out
+    }
+
     /// ∇ₓD(x) per image, written as a forward computation so that a first-order backward
     /// through it is the exact WGAN-GP update (burn has no double backward). The convs are
     /// applied transposed in reverse order, each LeakyReLU replaced by its slope mask at `x`

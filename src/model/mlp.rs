@@ -121,6 +121,17 @@ impl Discriminator {
         self.head.forward(x).reshape([n]) // [N]
     }
 
+    /// The hidden layers' activations ([N, width] each), for comparing two pictures.
+    pub fn features(&self, images: Tensor<4>) -> Vec<Tensor<2>> {
+        let mut x: Tensor<2> = images.flatten(1, 3);
+        let mut out = Vec::with_capacity(self.hidden.len());
+        for layer in &self.hidden {
+            x = leaky_relu(layer.forward(x), self.negative_slope);
+            out.push(x.clone());
+        }
+        out
+    }
+
     /// ∇ₓD(x) per image as a forward computation (see the DCGAN critic's): the layers'
     /// weights transposed in reverse order, each LeakyReLU replaced by its slope mask at `x`.
     /// Only for critics without dropout.

@@ -245,6 +245,14 @@ impl Discriminator {
         }
     }
 
+    /// Intermediate activations per image ([N, features] each, from the image side up).
+    pub fn features(&self, images: Tensor<4>) -> Vec<Tensor<2>> {
+        match self {
+            Self::Dcgan(d) => d.features(images),
+            Self::Mlp(d) => d.features(images),
+        }
+    }
+
     /// ∇ₓD(x), one gradient image per input image, as an ordinary differentiable computation.
     pub fn input_gradient(&self, images: Tensor<4>) -> Tensor<4> {
         match self {
@@ -306,6 +314,16 @@ impl Generator {
         }
     }
 
+    /// The same network on its (autodiff) device with no parameter tracked and batch norm on
+    /// running statistics: gradients flow through it to its input only (latent inversion).
+    pub fn frozen(&self) -> Self {
+        match self {
+            Self::Dcgan(g) => Self::Dcgan(g.clone().freeze()),
+            Self::Mlp(g) => Self::Mlp(g.clone().freeze()),
+            Self::Vae(d) => Self::Vae(d.clone().freeze()),
+        }
+    }
+
     /// An inference copy: plain device, batch norm on running statistics, no dropout.
     pub fn valid(&self) -> Self {
         match self {
@@ -317,6 +335,15 @@ impl Generator {
 }
 
 impl Discriminator {
+    /// The same network on its (autodiff) device with no parameter tracked and batch norm on
+    /// running statistics: gradients flow through it to its input only.
+    pub fn frozen(&self) -> Self {
+        match self {
+            Self::Dcgan(d) => Self::Dcgan(d.clone().freeze()),
+            Self::Mlp(d) => Self::Mlp(d.clone().freeze()),
+        }
+    }
+
     pub fn transform(self, t: &mut impl ModuleTransform) -> Self {
         match self {
             Self::Dcgan(d) => Self::Dcgan(t.apply(d)),

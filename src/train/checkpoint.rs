@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::config::TrainConfig;
 use super::params::{AssignIds, ParamIds, Replace, Values, read_values};
 use super::trainer::{Networks, Trainer, optimizer};
-use super::transfer::DISCRIMINATOR_PREFIX;
 use crate::model::{Generator, ModelConfig, ModuleInspect, ModuleTransform};
+use crate::weights::DISCRIMINATOR_PREFIX;
 use crate::weights::{self, Header, ModelFile, Part, WeightsError, generator_prefix};
 
 /// Prefix of the moving-average generator's tensors.

@@ -11,8 +11,7 @@ use super::trainer::{Networks, Trainer};
 use crate::model::ModelConfig;
 use crate::weights::ModelFile;
 
-/// Tensor-name prefix of a discriminator in a model file or checkpoint.
-pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";
+pub use crate::weights::DISCRIMINATOR_PREFIX;
 
 /// A trainer whose networks start from `source`, and whether its discriminator came from
 /// the file (otherwise it is freshly initialised from the run's seed).

@@ -18,9 +18,11 @@ use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, bri
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FAMILIES, Generator, ModelConfig};
+use crate::model::{Discriminator, FAMILIES, Generator, ModelConfig};
 pub use error::WeightsError;
 
+/// Tensor-name prefix of a discriminator in a model file or checkpoint.
+pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";
 /// Bumped when a change would make older readers misread a file.
 pub const FORMAT_VERSION: u32 = 2;
 /// Files without int8 tensors are still written as version 1, which every retrato reads.
@@ -284,13 +286,38 @@ impl ModelFile {
 
     /// Builds the file's generator on `device` (for a VAE, its decoder).
     pub fn generator(&self, device: &Device) -> Result<Generator, WeightsError> {
+        self.generator_under(generator_prefix(&self.header.model), device)
+    }
+
+    /// Builds the generator stored under `prefix` (e.g. a checkpoint's moving average).
+    pub fn generator_under(
+        &self,
+        prefix: &str,
+        device: &Device,
+    ) -> Result<Generator, WeightsError> {
         let model = &self.header.model;
         model.validate().map_err(WeightsError::BadConfig)?;
-        let prefix = generator_prefix(model);
         Ok(match model.init_generator(device) {
             Generator::Dcgan(g) => Generator::Dcgan(self.load_part(g, prefix)?),
             Generator::Mlp(g) => Generator::Mlp(self.load_part(g, prefix)?),
             Generator::Vae(d) => Generator::Vae(self.load_part(d, prefix)?),
+        })
+    }
+
+    /// Builds the file's discriminator on `device`, when it holds one (a checkpoint, or the
+    /// page's `NAME.discriminator.safetensors`).
+    pub fn discriminator(&self, device: &Device) -> Result<Discriminator, WeightsError> {
+        let model = &self.header.model;
+        model.validate().map_err(WeightsError::BadConfig)?;
+        let empty = || WeightsError::MissingTensor(format!("{DISCRIMINATOR_PREFIX}*"));
+        if !self.has_part(DISCRIMINATOR_PREFIX) {
+            return Err(empty());
+        }
+        Ok(match model.init_discriminator(device).ok_or_else(empty)? {
+            Discriminator::Dcgan(d) => {
+                Discriminator::Dcgan(self.load_part(d, DISCRIMINATOR_PREFIX)?)
+            }
+            Discriminator::Mlp(d) => Discriminator::Mlp(self.load_part(d, DISCRIMINATOR_PREFIX)?),
         })
     }
 

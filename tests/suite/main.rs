@@ -9,6 +9,7 @@ mod fid_math;
 mod flex_kernels;
 #[cfg(feature = "native")]
 mod inception;
+mod invert;
 mod latent;
 mod models;
 #[cfg(feature = "native")]

@@ -1,0 +1,271 @@
+//! `retrato invert`: the latent of a picture in a model's latent space (`retrato::invert`),
+//! saved for `sample --latents`; with `--images`, the same for the first N pictures of a set,
+//! with each reconstruction's PSNR and Inception-feature distance and their medians.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use npyz::WriterBuilder;
+use retrato::data::{Fit, decode_image};
+use retrato::eval::extractor::Extractor;
+use retrato::eval::inception::FEATURES;
+use retrato::image_grid::{grid, png_bytes, to_rgb8};
+use retrato::invert::{InvertOptions, Inverter, invert, psnr};
+use retrato::model::Discriminator;
+use retrato::sample::{latents_tensor, read};
+use retrato::train::checkpoint::sampling_prefix;
+use retrato::weights::DISCRIMINATOR_PREFIX;
+
+use super::device::DeviceChoice;
+use super::eval::sets::{Set, read_set};
+use super::files::{load_model, write_atomic};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model whose latent space is searched (a checkpoint's moving average).
+    #[arg(long)]
+    model: PathBuf,
+    /// The model's discriminator, so that the loss sees faces and not only pixels (the page
+    /// ships it as NAME.discriminator.safetensors; a checkpoint carries its own).
+    #[arg(long)]
+    discriminator: Option<PathBuf>,
+    /// The picture: JPEG, PNG, WebP, BMP or GIF, turned upright by its EXIF orientation,
+    /// cropped to its centred square and resized to the model's size.
+    #[arg(long, required_unless_present = "images", conflicts_with = "images")]
+    image: Option<PathBuf>,
+    /// Instead of --image: the first --n pictures of a set (uint8 .npy N×H×W×3, a folder or
+    /// an archive), with each reconstruction's PSNR and feature distance and their medians.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    #[arg(long, default_value_t = 50)]
+    n: usize,
+    /// The latents found, float32 N×dim .npy (`retrato sample --latents FILE` draws them, in
+    /// this model or any model fine-tuned from it).
+    #[arg(long)]
+    out: PathBuf,
+    /// A PNG of each picture (top row) above its reconstruction.
+    #[arg(long)]
+    preview: Option<PathBuf>,
+    #[arg(long, default_value_t = InvertOptions::default().steps)]
+    steps: usize,
+    /// Random starting latents searched together; the best is kept.
+    #[arg(long, default_value_t = InvertOptions::default().starts)]
+    starts: usize,
+    #[arg(long, default_value_t = InvertOptions::default().learning_rate)]
+    lr: f64,
+    /// Weight of the discriminator-feature distance (0: pixels only).
+    #[arg(long, default_value_t = InvertOptions::default().feature_weight)]
+    feature_weight: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The FID Inception weights, for --images' feature distance.
+    #[arg(long, default_value = retrato::train::config::DEFAULT_INCEPTION)]
+    inception: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = args.device.device()?.autodiff();
+    let file = load_model(&args.model)?;
+    let model_error = |e| anyhow::anyhow!("{}: {e}", args.model.display());
+    let generator = file
+        .generator_under(&sampling_prefix(&file), &device)
+        .map_err(model_error)?;
+    let discriminator = read_discriminator(&args, &file, &device)?;
+    let size = file.header.model.image_size();
+    let (pixels, count, label) = match (&args.image, &args.images) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("{}: cannot read it", path.display()))?;
+            let pixels = decode_image(&bytes, size as u32, Fit::Crop)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (pixels, 1, path.display().to_string())
+        }
+        (None, Some(path)) => match read_set(path, size, Some(args.n))? {
+            Set::Images(set) => (set.pixels, args.n, set.label),
+            Set::Features { .. } => bail!("{}: holds features, not pictures", path.display()),
+        },
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let options = InvertOptions {
+        steps: args.steps,
+        starts: args.starts,
+        learning_rate: args.lr,
+        feature_weight: args.feature_weight,
+        seed: args.seed,
+        ..InvertOptions::default()
+    };
+    let per_image = size * size * 3;
+    let start = std::time::Instant::now();
+    let mut latents = Vec::new();
+    for i in 0..count {
+        let target = target_tensor(&pixels[i * per_image..(i + 1) * per_image], size, &device);
+        let inverter = Inverter::new(&generator, discriminator.as_ref(), target, options.clone())
+            .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        let found = invert(inverter, &mut |_| {});
+        latents.extend(found.latent);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let dim = generator.latent_dim();
+    write_atomic(&args.out, &latents_npy(&latents, dim)?)?;
+    let (drawn, dims) = read(generator.valid().generate(latents_tensor(
+        latents.clone(),
+        dim,
+        &device.clone().inner(),
+    )));
+    let targets = to_unit(&pixels[..count * per_image], size);
+    let scores: Vec<f64> = (0..count)
+        .map(|i| {
+            let plane = 3 * size * size;
+            psnr(
+                &targets[i * plane..(i + 1) * plane],
+                &drawn[i * plane..(i + 1) * plane],
+            )
+        })
+        .collect();
+    if let Some(path) = &args.preview {
+        let mut tiles = to_rgb8(&targets, dims);
+        tiles.extend(to_rgb8(&drawn, dims));
+        write_atomic(path, &png_bytes(&grid(&tiles, count)))?;
+    }
+    println!(
+        "{count} picture(s) from {label}: {} steps x {} starts in {seconds:.1} s ({:.2} s each)",
+        args.steps,
+        args.starts,
+        seconds / count as f64
+    );
+    println!(
+        "PSNR {:.2} dB{}",
+        median(&scores),
+        match count {
+            1 => String::new(),
+            _ => " (median)".into(),
+        }
+    );
+    if args.images.is_some() {
+        report_feature_distances(&args.inception, &pixels[..count * per_image], &drawn, dims)?;
+    }
+    println!("latents {}", args.out.display());
+    if let Some(path) = &args.preview {
+        println!(
+            "preview {} (pictures above, reconstructions below)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The discriminator for the loss: --discriminator, else the model file's own (a checkpoint).
+fn read_discriminator(
+    args: &Args,
+    file: &retrato::weights::ModelFile,
+    device: &Device,
+) -> Result<Option<Discriminator>> {
+    let from = |path: &Path, file: &retrato::weights::ModelFile| {
+        file.discriminator(device)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    match &args.discriminator {
+        Some(path) => {
+            let d_file = load_model(path)?;
+            if d_file.header.model != file.header.model {
+                bail!(
+                    "{}: a discriminator for another architecture than {}",
+                    path.display(),
+                    args.model.display()
+                );
+            }
+            Ok(Some(from(path, &d_file)?))
+        }
+        None if file.has_part(DISCRIMINATOR_PREFIX) => Ok(Some(from(&args.model, file)?)),
+        None => Ok(None),
+    }
+}
+
+/// RGB8 pixels (H×W×3) as a [1, 3, H, W] tensor in [0, 1].
+fn target_tensor(pixels: &[u8], size: usize, device: &Device) -> Tensor<4> {
+    let values = to_unit(pixels, size);
+    Tensor::from_data(TensorData::new(values, [1, 3, size, size]), device)
+}
+
+/// N×H×W×3 uint8 → N×3×H×W floats in [0, 1].
+fn to_unit(pixels: &[u8], size: usize) -> Vec<f32> {
+    let plane = size * size;
+    let count = pixels.len() / (3 * plane);
+    let mut out = vec![0.0; pixels.len()];
+    for n in 0..count {
+        for at in 0..plane {
+            for c in 0..3 {
+                out[n * 3 * plane + c * plane + at] =
+                    pixels[(n * plane + at) * 3 + c] as f32 / 255.0;
+            }
+        }
+    }
+    out
+}
+
+/// Median Inception-feature distance of each picture to its reconstruction, beside the
+/// distance between different pictures of the set (the scale of "another face").
+fn report_feature_distances(
+    inception: &Path,
+    pixels: &[u8],
+    drawn: &[f32],
+    dims: [usize; 4],
+) -> Result<()> {
+    let size = dims[2];
+    let extractor = Extractor::open(inception, None, 16, &Device::flex())
+        .map_err(anyhow::Error::msg)
+        .context("--inception")?;
+    let drawn_pixels: Vec<u8> = to_rgb8(drawn, dims)
+        .into_iter()
+        .flat_map(|image| image.into_raw())
+        .collect();
+    let features = |p: &[u8]| extractor.features(p, size, &mut |_| {});
+    let real = features(pixels).map_err(anyhow::Error::msg)?;
+    let rebuilt = features(&drawn_pixels).map_err(anyhow::Error::msg)?;
+    let row = |v: &[f32], i: usize| v[i * FEATURES..(i + 1) * FEATURES].to_vec();
+    let distance = |a: Vec<f32>, b: Vec<f32>| {
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let n = dims[0];
+    let to_own: Vec<f64> = (0..n)
+        .map(|i| distance(row(&real, i), row(&rebuilt, i)))
+        .collect();
+    let to_other: Vec<f64> = (0..n)
+        .map(|i| distance(row(&real, i), row(&real, (i + 1) % n)))
+        .collect();
+    println!(
+        "Inception feature distance {:.2} (median; between different pictures of the set: {:.2})",
+        median(&to_own),
+        median(&to_other)
+    );
+    Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn latents_npy(values: &[f32], dim: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[(values.len() / dim) as u64, dim as u64])
+        .writer(&mut bytes)
+        .begin_nd()?;
+    writer.extend(values.iter().copied())?;
+    writer.finish()?;
+    Ok(bytes)
+}
