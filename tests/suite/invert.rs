@@ -55,3 +55,122 @@ fn a_picture_of_the_wrong_size_is_refused() {
         "{error}"
     );
 }
+
+/// Through the CLI: a portrait drawn by `sample` and saved as PNG is inverted (with the
+/// model's discriminator in the loss) and `sample --latents` draws it again; a text file
+/// given as the picture gets a message naming it.
+#[cfg(feature = "native")]
+#[test]
+fn the_cli_inverts_a_png_and_sample_draws_the_latent() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_retrato"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "retrato {args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let model = at("tiny.safetensors");
+    ok(&[
+        "init",
+        "--family",
+        "dcgan",
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--latent-dim",
+        "16",
+        "--with-discriminator",
+        "--seed",
+        "5",
+        "--out",
+        &model,
+    ]);
+    ok(&[
+        "sample",
+        "--model",
+        &model,
+        "--seed",
+        "2",
+        "--n",
+        "3",
+        "--each",
+        &at("each"),
+    ]);
+    let picture = std::fs::read_dir(dir.path().join("each"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .max()
+        .unwrap();
+    let picture = picture.to_string_lossy().into_owned();
+    let latents = at("z.npy");
+    let stdout = ok(&[
+        "invert",
+        "--model",
+        &model,
+        "--image",
+        &picture,
+        "--out",
+        &latents,
+        "--preview",
+        &at("p.png"),
+        "--steps",
+        "150",
+    ]);
+    assert!(stdout.contains("PSNR"), "{stdout}");
+    assert!(std::fs::metadata(at("p.png")).unwrap().len() > 0);
+    ok(&[
+        "sample",
+        "--model",
+        &model,
+        "--latents",
+        &latents,
+        "--each",
+        &at("again"),
+    ]);
+    let decode = |path: &std::path::Path| {
+        let image = image::open(path).unwrap().to_rgb8();
+        image
+            .into_raw()
+            .iter()
+            .map(|&v| v as f32 / 255.0)
+            .collect::<Vec<_>>()
+    };
+    let again = std::fs::read_dir(dir.path().join("again"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let score = psnr(
+        &decode(std::path::Path::new(&picture)),
+        &decode(&again.path()),
+    );
+    assert!(
+        score > 28.0,
+        "the latent draws the picture again: PSNR {score}"
+    );
+
+    let text = at("notes.jpg");
+    std::fs::write(&text, "not a picture").unwrap();
+    let refused = run(&[
+        "invert",
+        "--model",
+        &model,
+        "--image",
+        &text,
+        "--out",
+        &at("x.npy"),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("notes.jpg"), "{stderr}");
+}
