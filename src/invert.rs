@@ -5,7 +5,8 @@
 //! activations for both pictures (each layer scaled by the target's own energy), plus a small
 //! pull of ‖z‖²/dim towards 1, where a Gaussian prior's mass lies, so the latent stays one the
 //! generator knows. A latent found in one model draws the same person in every model
-//! fine-tuned from it. Shared by the CLI (`retrato invert`) and, step by step, the page.
+//! fine-tuned from it. [`tune`] then fits the generator itself to that one picture (pivotal
+//! tuning). Shared by the CLI (`retrato invert`) and, step by step, the page.
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
@@ -13,6 +14,7 @@ use burn::tensor::Tensor;
 
 use crate::model::{Discriminator, Generator, OutputRange};
 use crate::sample::seeded_latents;
+use crate::train::params::{OptimizerStep, TrainWeightsOnly};
 
 /// How the search runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,6 +211,72 @@ pub fn invert(mut inverter: Inverter, progress: &mut dyn FnMut(usize)) -> Invers
         latent: values[best * dim..(best + 1) * dim].to_vec(),
         loss: losses[best] as f64,
     }
+}
+
+/// Pivotal tuning (Roich et al. 2022): after the search, a few steps on the generator's own
+/// weights so that the found latent draws the picture more exactly, while a locality term keeps
+/// the portraits of other latents where they were.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TuneOptions {
+    pub steps: usize,
+    pub learning_rate: f64,
+    /// Weight of the locality term: pixel distance of `anchors` random latents' portraits to
+    /// the untuned generator's.
+    pub locality_weight: f64,
+    pub anchors: usize,
+    pub seed: u64,
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        Self {
+            steps: 100,
+            learning_rate: 3e-4,
+            locality_weight: 1.0,
+            anchors: 4,
+            seed: 1,
+        }
+    }
+}
+
+/// `generator` (on an autodiff device) tuned so that `latent` ([1, dim]) draws `target`
+/// ([1, C, H, W] in [0, 1]) more exactly; batch norm stays on its running statistics.
+pub fn tune(
+    generator: &Generator,
+    latent: Tensor<2>,
+    target: Tensor<4>,
+    options: &TuneOptions,
+) -> Generator {
+    let device = generator.device();
+    let original = generator.frozen();
+    let target = match generator.output_range() {
+        OutputRange::MinusOneToOne => target * 2.0 - 1.0,
+        OutputRange::ZeroToOne => target,
+    }
+    .detach();
+    let mut tuned = generator
+        .frozen()
+        .transform(&mut TrainWeightsOnly::default());
+    let mut optimizer = AdamConfig::new().init();
+    for step in 0..options.steps {
+        let drawn = tuned.forward(latent.clone());
+        let mut loss = (drawn - target.clone()).powi_scalar(2).mean();
+        if options.anchors > 0 && options.locality_weight > 0.0 {
+            let first = (step * options.anchors) as u64;
+            let anchors = seeded_latents(&original, options.seed, first, options.anchors, &device);
+            let before = original.forward(anchors.clone()).detach();
+            let locality = (tuned.forward(anchors) - before).powi_scalar(2).mean();
+            loss = loss + locality * options.locality_weight;
+        }
+        let mut update = OptimizerStep {
+            optimizer: &mut optimizer,
+            learning_rate: options.learning_rate,
+            gradients: Some(loss.backward()),
+            frozen: &[],
+        };
+        tuned = tuned.transform(&mut update);
+    }
+    tuned.frozen()
 }
 
 /// Peak signal-to-noise ratio of two images in [0, 1], in dB (higher is closer).

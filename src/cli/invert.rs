@@ -11,11 +11,11 @@ use retrato::data::{Fit, decode_image};
 use retrato::eval::extractor::Extractor;
 use retrato::eval::inception::FEATURES;
 use retrato::image_grid::{grid, png_bytes, to_rgb8};
-use retrato::invert::{InvertOptions, Inverter, invert, psnr};
-use retrato::model::Discriminator;
+use retrato::invert::{InvertOptions, Inverter, TuneOptions, invert, psnr, tune};
+use retrato::model::{Discriminator, Generator};
 use retrato::sample::{latents_tensor, read};
 use retrato::train::checkpoint::sampling_prefix;
-use retrato::weights::DISCRIMINATOR_PREFIX;
+use retrato::weights::{DISCRIMINATOR_PREFIX, Header, Part, Storage};
 
 use super::device::DeviceChoice;
 use super::eval::sets::{Set, read_set};
@@ -59,6 +59,13 @@ pub struct Args {
     feature_weight: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Then tune the generator itself on each picture for this many steps (pivotal tuning,
+    /// with a term that keeps other portraits in place): a closer likeness in this model only.
+    #[arg(long, default_value_t = 0)]
+    tune_steps: usize,
+    /// With --image and --tune-steps: write the tuned model here (f16), for `sample --latents`.
+    #[arg(long, requires = "image")]
+    tuned_model: Option<PathBuf>,
     /// The FID Inception weights, for --images' feature distance.
     #[arg(long, default_value = retrato::train::config::DEFAULT_INCEPTION)]
     inception: PathBuf,
@@ -99,16 +106,35 @@ pub fn run(args: Args) -> Result<()> {
     };
     let per_image = size * size * 3;
     let start = std::time::Instant::now();
+    let dim = generator.latent_dim();
+    let tune_options = TuneOptions {
+        steps: args.tune_steps,
+        ..TuneOptions::default()
+    };
     let mut latents = Vec::new();
+    let mut tuned_images = Vec::new();
     for i in 0..count {
         let target = target_tensor(&pixels[i * per_image..(i + 1) * per_image], size, &device);
-        let inverter = Inverter::new(&generator, discriminator.as_ref(), target, options.clone())
-            .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+        let inverter = Inverter::new(
+            &generator,
+            discriminator.as_ref(),
+            target.clone(),
+            options.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         let found = invert(inverter, &mut |_| {});
+        if args.tune_steps > 0 {
+            let z = latents_tensor(found.latent.clone(), dim, &device);
+            let tuned = tune(&generator, z, target, &tune_options).valid();
+            let plain_z = latents_tensor(found.latent.clone(), dim, &device.clone().inner());
+            tuned_images.extend(read(tuned.generate(plain_z)).0);
+            if let Some(path) = &args.tuned_model {
+                write_generator(&tuned, &file.header, path)?;
+            }
+        }
         latents.extend(found.latent);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let dim = generator.latent_dim();
     write_atomic(&args.out, &latents_npy(&latents, dim)?)?;
     let (drawn, dims) = read(generator.valid().generate(latents_tensor(
         latents.clone(),
@@ -125,9 +151,21 @@ pub fn run(args: Args) -> Result<()> {
             )
         })
         .collect();
+    let plane = 3 * size * size;
+    let tuned_scores: Vec<f64> = (0..tuned_images.len() / plane)
+        .map(|i| {
+            psnr(
+                &targets[i * plane..(i + 1) * plane],
+                &tuned_images[i * plane..(i + 1) * plane],
+            )
+        })
+        .collect();
     if let Some(path) = &args.preview {
         let mut tiles = to_rgb8(&targets, dims);
         tiles.extend(to_rgb8(&drawn, dims));
+        if !tuned_images.is_empty() {
+            tiles.extend(to_rgb8(&tuned_images, dims));
+        }
         write_atomic(path, &png_bytes(&grid(&tiles, count)))?;
     }
     println!(
@@ -136,23 +174,34 @@ pub fn run(args: Args) -> Result<()> {
         args.starts,
         seconds / count as f64
     );
-    println!(
-        "PSNR {:.2} dB{}",
-        median(&scores),
-        match count {
-            1 => String::new(),
-            _ => " (median)".into(),
-        }
-    );
+    let which = match count {
+        1 => "",
+        _ => " (median)",
+    };
+    println!("PSNR {:.2} dB{which}", median(&scores));
+    if !tuned_scores.is_empty() {
+        println!(
+            "PSNR {:.2} dB{which} after tuning the generator {} steps",
+            median(&tuned_scores),
+            args.tune_steps
+        );
+    }
     if args.images.is_some() {
         report_feature_distances(&args.inception, &pixels[..count * per_image], &drawn, dims)?;
     }
     println!("latents {}", args.out.display());
     if let Some(path) = &args.preview {
         println!(
-            "preview {} (pictures above, reconstructions below)",
-            path.display()
+            "preview {} (rows: pictures, reconstructions{})",
+            path.display(),
+            match tuned_images.is_empty() {
+                true => "",
+                false => ", after tuning",
+            }
         );
+    }
+    if let Some(path) = args.tuned_model.as_ref().filter(|_| args.tune_steps > 0) {
+        println!("tuned model {}", path.display());
     }
     Ok(())
 }
@@ -268,4 +317,19 @@ fn latents_npy(values: &[f32], dim: usize) -> Result<Vec<u8>> {
     writer.extend(values.iter().copied())?;
     writer.finish()?;
     Ok(bytes)
+}
+
+/// A tuned generator as a model file (f16) with the source's card and a note.
+fn write_generator(generator: &Generator, source: &Header, path: &Path) -> Result<()> {
+    let mut header = source.clone();
+    header.storage = Storage::F16;
+    header.evaluation = None;
+    header.metrics = Default::default();
+    header.notes = format!(
+        "{} Tuned to one picture by `retrato invert --tune-steps`.",
+        source.notes
+    );
+    let part = Part::generator(generator, &header.model)?;
+    let bytes = retrato::weights::encode(&header, &[part])?;
+    write_atomic(path, &bytes)
 }

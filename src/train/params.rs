@@ -90,6 +90,36 @@ impl ModuleMapper for Clip {
     }
 }
 
+/// Weights tracked again in a frozen module: they train while its batch norm keeps using (and
+/// never updates) its running statistics (pivotal tuning of a generator for one picture).
+#[derive(Default)]
+pub struct TrainWeightsOnly {
+    path: Vec<String>,
+}
+
+impl ModuleTransform for TrainWeightsOnly {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for TrainWeightsOnly {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match is_buffer(&self.path) {
+            true => param,
+            false => param.set_require_grad(true),
+        }
+    }
+}
+
 /// The ids of a module's tensors, in visiting order. Optimizer state is keyed by these, so a
 /// resumed run gives its freshly built networks the ids they had when the state was saved.
 #[derive(Default)]
