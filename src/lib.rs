@@ -10,6 +10,7 @@ pub mod invert;
 pub mod latent;
 pub mod model;
 pub mod sample;
+pub mod tensor_bytes;
 pub mod train;
 pub mod weights;
 

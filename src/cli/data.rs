@@ -9,7 +9,6 @@ use retrato::data::{Dataset, Fit};
 use retrato::image_grid::{png_bytes, square_grid};
 
 use super::files::write_atomic;
-use super::train::FitArg;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -75,4 +74,22 @@ pub fn run(command: Command) -> Result<()> {
     write_atomic(&args.out, &png_bytes(&square_grid(&images)))?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// How non-square pictures become square (`--fit`), for every command that reads a set.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FitArg {
+    /// Largest centred square.
+    Crop,
+    /// Whole picture on a black square.
+    Pad,
+}
+
+impl From<FitArg> for Fit {
+    fn from(fit: FitArg) -> Self {
+        match fit {
+            FitArg::Crop => Fit::Crop,
+            FitArg::Pad => Fit::Pad,
+        }
+    }
 }

@@ -51,8 +51,8 @@ fn f32_values(name: &str, st: &SafeTensors) -> Result<(Vec<usize>, Vec<f32>), St
     let view = st
         .tensor(name)
         .map_err(|_| format!("missing tensor {name}"))?;
-    let values =
-        crate::weights::to_f32(name, view.dtype(), view.data()).map_err(|e| e.to_string())?;
+    let values = crate::tensor_bytes::to_f32(view.dtype(), view.data())
+        .ok_or_else(|| format!("{name}: not a float tensor ({:?})", view.dtype()))?;
     Ok((view.shape().to_vec(), values))
 }
 

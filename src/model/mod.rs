@@ -6,9 +6,9 @@ pub mod dcgan;
 pub mod mlp;
 pub mod vae;
 
-use burn::module::{Module, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::nn::BatchNorm;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use burn_store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 
@@ -263,7 +263,7 @@ impl Discriminator {
 
     /// Ids of the parameters in the `count` layers nearest the image: what FreezeD keeps fixed.
     pub fn lower_layer_ids(&self, count: usize) -> Vec<ParamId> {
-        let mut ids = crate::train::params::ParamIds::default();
+        let mut ids = ParamIds::default();
         match self {
             Self::Dcgan(d) => {
                 if count > 0 {
@@ -295,6 +295,23 @@ pub trait ModuleTransform {
 /// Something read from a module of any type (parameter ids, tensors for a file).
 pub trait ModuleInspect {
     fn inspect<M: Module>(&mut self, module: &M);
+}
+
+/// The ids of a module's tensors, in visiting order. Optimizer state is keyed by these, so a
+/// resumed run gives its freshly built networks the ids they had when the state was saved.
+#[derive(Default)]
+pub struct ParamIds(pub Vec<u64>);
+
+impl ModuleInspect for ParamIds {
+    fn inspect<M: Module>(&mut self, module: &M) {
+        module.visit(self);
+    }
+}
+
+impl ModuleVisitor for ParamIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
 }
 
 impl Generator {
@@ -427,7 +444,9 @@ impl Generator {
             .into_iter()
             .map(|n| std::mem::replace(&mut n.momentum, 1.0))
             .collect();
-        let z = crate::sample::seeded_latents(self, u64::MAX, 0, batch, &device);
+        let dim = self.latent_dim();
+        let values = crate::latent::latents(u64::MAX, 0, batch, dim);
+        let z = Tensor::from_data(TensorData::new(values, [batch, dim]), &device);
         let _ = self.forward(z);
         for (norm, momentum) in self.batch_norms().into_iter().zip(previous) {
             norm.momentum = momentum;

@@ -120,22 +120,7 @@ impl ModuleMapper for TrainWeightsOnly {
     }
 }
 
-/// The ids of a module's tensors, in visiting order. Optimizer state is keyed by these, so a
-/// resumed run gives its freshly built networks the ids they had when the state was saved.
-#[derive(Default)]
-pub struct ParamIds(pub Vec<u64>);
-
-impl ModuleInspect for ParamIds {
-    fn inspect<M: Module>(&mut self, module: &M) {
-        module.visit(self);
-    }
-}
-
-impl ModuleVisitor for ParamIds {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.id.val());
-    }
-}
+pub use crate::model::ParamIds;
 
 /// Gives a module's tensors the ids in `ids` (as [`ParamIds`] collected them).
 pub struct AssignIds {

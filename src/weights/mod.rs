@@ -398,28 +398,11 @@ fn parse_header(json: &str) -> Result<Header, WeightsError> {
     serde_json::from_value(value).map_err(|e| WeightsError::BadHeader(e.to_string()))
 }
 
-/// A safetensors tensor's values as f32 (f32, f16, bf16 or f64 on disk).
-pub(crate) fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
-    let chunks = |width: usize| bytes.chunks_exact(width);
-    Ok(match dtype {
-        Dtype::F32 => chunks(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => chunks(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => chunks(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::F64 => chunks(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")) as f32)
-            .collect(),
-        other => {
-            return Err(WeightsError::UnsupportedDtype {
-                tensor: name.to_string(),
-                dtype: format!("{other:?}"),
-            });
-        }
+/// A tensor's little-endian bytes as f32 values; an unsupported dtype is an error naming it.
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
+    crate::tensor_bytes::to_f32(dtype, bytes).ok_or_else(|| WeightsError::UnsupportedDtype {
+        tensor: name.to_string(),
+        dtype: format!("{dtype:?}"),
     })
 }
 

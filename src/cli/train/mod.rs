@@ -9,11 +9,11 @@ mod run;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use retrato::data::Fit;
 use retrato::train::{TrainConfig, finetune_preset};
 use retrato::weights::ModelFile;
 use serde_json::Value;
 
+use super::data::FitArg;
 use super::device::DeviceChoice;
 
 #[derive(clap::Args)]
@@ -74,23 +74,6 @@ pub struct Args {
     no_cache: bool,
     #[arg(long, value_enum, default_value_t)]
     device: DeviceChoice,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum FitArg {
-    /// Largest centred square.
-    Crop,
-    /// Whole picture on a black square.
-    Pad,
-}
-
-impl From<FitArg> for Fit {
-    fn from(fit: FitArg) -> Self {
-        match fit {
-            FitArg::Crop => Fit::Crop,
-            FitArg::Pad => Fit::Pad,
-        }
-    }
 }
 
 /// What a transfer run starts from: the --from file, and the --discriminator file if given.
