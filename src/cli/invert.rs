@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
-use npyz::WriterBuilder;
 use retrato::data::{Fit, decode_image};
 use retrato::eval::extractor::Extractor;
 use retrato::eval::inception::FEATURES;
@@ -20,6 +19,7 @@ use retrato::weights::{DISCRIMINATOR_PREFIX, Header, Part, Storage};
 use super::device::DeviceChoice;
 use super::eval::sets::{Set, read_set};
 use super::files::{load_model, write_atomic};
+use super::sample::write_npy;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -135,31 +135,15 @@ pub fn run(args: Args) -> Result<()> {
         latents.extend(found.latent);
     }
     let seconds = start.elapsed().as_secs_f64();
-    write_atomic(&args.out, &latents_npy(&latents, dim)?)?;
+    write_npy(&args.out, &latents, &[latents.len() / dim, dim])?;
     let (drawn, dims) = read(generator.valid().generate(latents_tensor(
         latents.clone(),
         dim,
         &device.clone().inner(),
     )));
     let targets = to_unit(&pixels[..count * per_image], size);
-    let scores: Vec<f64> = (0..count)
-        .map(|i| {
-            let plane = 3 * size * size;
-            psnr(
-                &targets[i * plane..(i + 1) * plane],
-                &drawn[i * plane..(i + 1) * plane],
-            )
-        })
-        .collect();
-    let plane = 3 * size * size;
-    let tuned_scores: Vec<f64> = (0..tuned_images.len() / plane)
-        .map(|i| {
-            psnr(
-                &targets[i * plane..(i + 1) * plane],
-                &tuned_images[i * plane..(i + 1) * plane],
-            )
-        })
-        .collect();
+    let scores = psnr_each(&targets, &drawn, 3 * size * size);
+    let tuned_scores = psnr_each(&targets, &tuned_images, 3 * size * size);
     if let Some(path) = &args.preview {
         let mut tiles = to_rgb8(&targets, dims);
         tiles.extend(to_rgb8(&drawn, dims));
@@ -297,6 +281,13 @@ fn report_feature_distances(
     Ok(())
 }
 
+/// PSNR of each image of `images` against the same-index image of `targets`.
+fn psnr_each(targets: &[f32], images: &[f32], per_image: usize) -> Vec<f64> {
+    (targets.chunks(per_image).zip(images.chunks(per_image)))
+        .map(|(target, image)| psnr(target, image))
+        .collect()
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -305,18 +296,6 @@ fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
-}
-
-fn latents_npy(values: &[f32], dim: usize) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[(values.len() / dim) as u64, dim as u64])
-        .writer(&mut bytes)
-        .begin_nd()?;
-    writer.extend(values.iter().copied())?;
-    writer.finish()?;
-    Ok(bytes)
 }
 
 /// A tuned generator as a model file (f16) with the source's card and a note.

@@ -195,7 +195,8 @@ fn read_latents(path: &Path, dim: usize) -> Result<Vec<f32>> {
     Ok(values)
 }
 
-fn write_npy(path: &Path, values: &[f32], dims: &[usize; 4]) -> Result<()> {
+/// A float32 .npy of any shape, written atomically (also `invert`'s latents).
+pub(super) fn write_npy(path: &Path, values: &[f32], dims: &[usize]) -> Result<()> {
     let mut bytes = Vec::new();
     let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::new()
