@@ -57,8 +57,9 @@ pub struct Inverter {
     discriminator: Option<Discriminator>,
     /// The target in the generator's output range, repeated once per start.
     target: Tensor<4>,
-    /// D's activations of the target and each layer's mean energy.
-    target_features: Vec<(Tensor<2>, f64)>,
+    /// D's activations of the target and each layer's mean energy ([1], kept on the device:
+    /// the page's WebGPU build cannot read a value back synchronously).
+    target_features: Vec<(Tensor<2>, Tensor<1>)>,
     latents: Latents,
     optimizer: ModuleOptimizer,
     options: InvertOptions,
@@ -111,8 +112,8 @@ impl Inverter {
                 .into_iter()
                 .map(|f| {
                     let f = f.detach();
-                    let energy = f.clone().powi_scalar(2).mean().into_scalar::<f32>() as f64;
-                    (f, energy.max(1e-8))
+                    let energy = f.clone().powi_scalar(2).mean().clamp_min(1e-8);
+                    (f, energy)
                 })
                 .collect(),
             None => Vec::new(),
@@ -154,7 +155,7 @@ impl Inverter {
             let weight = self.options.feature_weight / layers;
             for (f, (target, energy)) in d.features(images).into_iter().zip(&self.target_features) {
                 let distance = per_start((f - target.clone()).powi_scalar(2));
-                loss = loss + distance * (weight / energy);
+                loss = loss + distance / energy.clone() * weight;
             }
         }
         let norms = per_start(z.powi_scalar(2));
@@ -192,23 +193,28 @@ pub fn invert(mut inverter: Inverter, progress: &mut dyn FnMut(usize)) -> Invers
         progress(inverter.step);
     }
     let (z, losses) = inverter.state();
-    let losses: Vec<f32> = losses
-        .expect("at least one step ran")
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("f32 after convert");
+    let read = |t: Tensor<1>| -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("f32 after convert")
+    };
+    best_start(
+        &read(z.flatten(0, 1)),
+        &read(losses.expect("at least one step ran")),
+    )
+}
+
+/// The start with the lowest loss, from the latents ([starts × dim], row-major) and each
+/// start's loss, as [`Inverter::state`] gives them once read back (the page reads them
+/// asynchronously).
+pub fn best_start(latents: &[f32], losses: &[f32]) -> Inversion {
     let best = (0..losses.len())
         .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
         .expect("at least one start");
-    let dim = z.dims()[1];
-    let values: Vec<f32> = z
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("f32 after convert");
+    let dim = latents.len() / losses.len();
     Inversion {
-        latent: values[best * dim..(best + 1) * dim].to_vec(),
+        latent: latents[best * dim..(best + 1) * dim].to_vec(),
         loss: losses[best] as f64,
     }
 }

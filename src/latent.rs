@@ -105,13 +105,25 @@ const VARIATION_STREAM: u64 = 0x7661_7269_6174_696F;
 /// normal n_k and θ = strength·π/2, so every variation is itself a standard normal sample
 /// (strength 0: the portrait itself; 1: unrelated portraits). Deterministic in all arguments.
 pub fn variations(seed: u64, index: u64, dim: usize, count: usize, strength: f32) -> Vec<f32> {
-    let z = latent(seed, index, dim);
+    let noise_seed = mix(seed ^ mix(index ^ VARIATION_STREAM));
+    variations_around(&latent(seed, index, dim), noise_seed, count, strength)
+}
+
+/// `count` variations of any latent `z` (a photo's, found by inversion), the same way as
+/// [`variations`]; the noise is seeded by the latent's own values, so they are reproducible.
+pub fn variations_of(z: &[f32], count: usize, strength: f32) -> Vec<f32> {
+    let noise_seed = z
+        .iter()
+        .fold(VARIATION_STREAM, |h, v| mix(h ^ v.to_bits() as u64));
+    variations_around(z, noise_seed, count, strength)
+}
+
+fn variations_around(z: &[f32], noise_seed: u64, count: usize, strength: f32) -> Vec<f32> {
     let theta = strength.clamp(0.0, 1.0) as f64 * core::f64::consts::FRAC_PI_2;
     let (keep, add) = (libm::cos(theta), libm::sin(theta));
-    let noise_seed = mix(seed ^ mix(index ^ VARIATION_STREAM));
     (0..count as u64)
         .flat_map(|k| {
-            let noise = latent(noise_seed, k, dim);
+            let noise = latent(noise_seed, k, z.len());
             z.iter()
                 .zip(noise)
                 .map(|(a, b)| (keep * *a as f64 + add * b as f64) as f32)

@@ -4,8 +4,13 @@
 // crashed worker): a fresh worker on the CPU, the current model reloaded, the call retried,
 // and the page told why.
 
-/// Calls that leave state in the worker (a fine-tuning run): no switch of worker until it ends.
-const PINS = { tuneStart: true, tuneResume: true, tuneEnd: false };
+/// Calls that leave state in the worker (a fine-tuning run, an open photo): no switch of worker
+/// until it ends.
+/// Each op names what it holds there and whether it takes or ends it.
+const PINS = {
+  tuneStart: ["tune", true], tuneResume: ["tune", true], tuneEnd: ["tune", false],
+  photoOpen: ["photo", true], photoClose: ["photo", false],
+};
 
 export class Engine {
   constructor({ onBackend }) {
@@ -13,7 +18,7 @@ export class Engine {
     this.nextId = 0;
     this.pending = new Map(); // id → { resolve, reject, worker }
     this.modelBytes = null;
-    this.pinned = false;
+    this.pins = new Set(); // what the worker holds: "tune", "photo"
     this.generation = 0; // counts start()s, so a late WebGPU worker of an earlier one is dropped
     this.upgrade = null; // a started WebGPU worker waiting to take over: { worker, backend }
   }
@@ -29,7 +34,7 @@ export class Engine {
     const old = this.worker;
     this.worker = this.spawn();
     this.drop(old, new Error("the model worker restarted"));
-    this.pinned = false;
+    this.pins.clear();
     // The library's own names: "webgpu" accepts a software adapter, "auto" does not.
     const choice = backend === "any" ? "webgpu" : backend;
     const build = backend === "webgpu" ? "gpu" : "cpu";
@@ -62,7 +67,7 @@ export class Engine {
   adoptUpgrade() {
     if (this.adopting) return this.adopting;
     const next = this.upgrade;
-    if (!next || this.pinned || this.busy()) return undefined;
+    if (!next || this.pins.size || this.busy()) return undefined;
     this.upgrade = null;
     this.adopting = (async () => {
       try {
@@ -136,7 +141,11 @@ export class Engine {
   async call(op, args = {}) {
     await this.adoptUpgrade();
     while (this.adopting) await this.adopting;
-    if (op in PINS) this.pinned = PINS[op];
+    if (op in PINS) {
+      const [what, held] = PINS[op];
+      if (held) this.pins.add(what);
+      else this.pins.delete(what);
+    }
     return this.callOn(this.worker, op, args);
   }
 

@@ -5,6 +5,7 @@ import { Engine } from "./engine.js";
 import { drawGrid, tileAt, animate, downloadPng, downloadTile, recordWebm } from "./grid.js";
 import { readHash, writeHash } from "./share.js";
 import { FineTune } from "./finetune.js";
+import { Photo } from "./photo.js";
 import { getModel, listModels } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +20,9 @@ const state = {
   count: 16,
   view: "grid", // "grid": portraits of the seed; "variations": around the selected one
   selected: -1,
-  origin: null, // for variations: { seed, index }
+  origin: null, // for variations: { seed, index } or { latent }
+  photo: null, // the visitor's photo as a portrait: { latent, portrait } (portrait: in the current model, or null)
+  photoChosen: false, // whether the side panel shows the photo's portrait rather than a tile
   portraits: null,
   layout: null,
   morphFrom: null,
@@ -54,6 +57,66 @@ const fineTune = new FineTune({
     await render();
   },
 });
+
+const photo = new Photo({
+  engine,
+  current: () => ({ bytes: engine.modelBytes, entry: state.entry, info: state.info }),
+  onFound: async (latent) => {
+    state.photo = { latent, portrait: null };
+    await drawPhoto();
+    choosePhoto();
+  },
+});
+
+/// What a portrait reference says, for titles and the status line.
+function label(portrait) {
+  return portrait.latent ? "your photo's portrait" : `portrait ${portrait.index} of seed ${portrait.seed}`;
+}
+
+function capitalised(text) {
+  return text[0].toUpperCase() + text.slice(1);
+}
+
+/// The selected portrait as the worker takes it: { seed, index } or { latent }, or null.
+function chosen() {
+  if (state.photoChosen && state.photo?.portrait) return { latent: state.photo.latent };
+  if (state.view === "grid" && state.selected >= 0) return { seed: seed(), index: state.selected };
+  return null;
+}
+
+/// Draws the photo's latent in the current model (a related model draws the same person; a
+/// model of another latent size cannot, and says so).
+async function drawPhoto() {
+  if (!state.photo) return;
+  $("photo-mine-box").hidden = false;
+  try {
+    state.photo.portrait = await engine.run("draw", { latents: state.photo.latent });
+    drawGrid($("photo-mine"), state.photo.portrait, { columns: 1 });
+    $("photo-mine").dataset.model = state.modelName;
+    $("photo-mine").hidden = false;
+    $("photo-mine-caption").textContent = `Your photo's portrait in ${state.modelName}: click it to select it; ` +
+      "pick another model above to see the same person there.";
+  } catch (error) {
+    state.photo.portrait = null;
+    state.photoChosen = false;
+    $("photo-mine").hidden = true;
+    $("photo-mine-caption").textContent = `Your photo's portrait cannot be drawn in ${state.modelName}: ${error.message ?? error}`;
+  }
+}
+
+async function choosePhoto() {
+  if (!state.photo?.portrait) return;
+  if (state.morphFrom && state.view === "grid") {
+    const from = state.morphFrom;
+    state.morphFrom = null;
+    await morph(from, { latent: state.photo.latent });
+    return;
+  }
+  state.photoChosen = true;
+  state.selected = -1;
+  if (state.portraits) redraw();
+  writeHash(shareState());
+}
 
 /// The catalogue, then the visitor's own models (IndexedDB) in their own group.
 async function fillPicker() {
@@ -93,6 +156,7 @@ async function loadBytes(bytes, name, entry) {
   state.modelName = name;
   state.info = info;
   $("card").textContent = describe(info, name);
+  await drawPhoto();
   $("terms").textContent = entry?.terms ?? "";
   $("terms").hidden = !entry?.terms;
   if (entry) $("model").value = entry.file;
@@ -126,8 +190,9 @@ function seed() {
 }
 
 function shareState() {
-  const selected = state.view === "variations" ? state.origin.index : state.selected;
-  return { model: state.entry?.file, seed: seed(), count: state.count, selected, view: state.view };
+  const latentShown = state.view === "variations" ? state.origin.latent : state.photoChosen && state.photo?.latent;
+  const selected = state.view === "variations" ? state.origin.index : state.photoChosen ? -1 : state.selected;
+  return { model: state.entry?.file, seed: seed(), count: state.count, selected, view: state.view, latent: latentShown || undefined };
 }
 
 async function render() {
@@ -135,7 +200,7 @@ async function render() {
   try {
     const started = performance.now();
     const portraits = state.view === "variations"
-      ? await engine.run("variations", { ...state.origin, count: state.count, strength: VARIATION_STRENGTH })
+      ? await engine.run("variations", { portrait: state.origin, count: state.count, strength: VARIATION_STRENGTH })
       : await engine.run("generate", { seed: seed(), first: 0, count: state.count });
     state.portraits = portraits;
     if (state.selected >= portraits.count) state.selected = -1;
@@ -145,7 +210,7 @@ async function render() {
     performance.measure("retrato:render", { start: started });
     if (performance.getEntriesByName("retrato:first-portraits").length === 0) performance.mark("retrato:first-portraits");
     const what = state.view === "variations"
-      ? `${portraits.count} variations of portrait ${state.origin.index} of seed ${state.origin.seed}`
+      ? `${portraits.count} variations of ${label(state.origin)}`
       : `${portraits.count} portrait${portraits.count === 1 ? "" : "s"} of seed ${seed()}`;
     $("timing").textContent = `${Math.round(portraits.ms)} ms in the model, ${total} ms in all · ` +
       `${engine.backend.name === "webgpu" ? "WebGPU" : "CPU (wasm)"}${engine.backend.adapter ? ` · ${engine.backend.adapter}` : ""}`;
@@ -169,18 +234,23 @@ function redraw() {
 
 function showSelection() {
   const i = state.selected;
-  const has = i >= 0 && state.portraits;
+  const mine = state.photoChosen && state.photo?.portrait;
+  const has = mine || (i >= 0 && state.portraits);
   for (const id of ["variations", "morph", "download-one"]) $(id).disabled = !has;
   $("variations").disabled = !has || state.view !== "grid";
   $("morph").disabled = !has || state.view !== "grid";
   $("selection").textContent = !has ? "Click a portrait to select it."
+    : mine ? capitalised(label({ latent: state.photo.latent }))
     : state.view === "grid" ? `Portrait ${i} of seed ${seed()}` : `Variation ${i}`;
+  $("photo-mine").dataset.selected = String(Boolean(mine));
   const zoom = $("zoom");
   if (!has) { zoom.hidden = true; return; }
   zoom.hidden = false;
-  zoom.width = state.portraits.width;
-  zoom.height = state.portraits.height;
-  drawGrid(zoom, { ...state.portraits, count: 1, rgba: state.portraits.rgba.subarray(i * zoom.width * zoom.height * 4) }, { columns: 1 });
+  const source = mine ? state.photo.portrait : state.portraits;
+  const index = mine ? 0 : i;
+  zoom.width = source.width;
+  zoom.height = source.height;
+  drawGrid(zoom, { ...source, count: 1, rgba: source.rgba.subarray(index * zoom.width * zoom.height * 4) }, { columns: 1 });
 }
 
 function setBusy(busy) {
@@ -190,6 +260,7 @@ function setBusy(busy) {
 
 async function select(i) {
   if (i < 0) return;
+  state.photoChosen = false;
   if (state.morphFrom && state.view === "grid") {
     const to = { seed: seed(), index: i };
     const from = state.morphFrom;
@@ -211,7 +282,7 @@ async function morph(from, to) {
     $("morph-panel").hidden = false;
     drawGrid($("morph-strip"), frames, { columns: frames.count });
     state.stopMorph = animate($("morph-player"), frames);
-    $("morph-title").textContent = `Portrait ${from.index} of seed ${from.seed} → portrait ${to.index} of seed ${to.seed}`;
+    $("morph-title").textContent = `${capitalised(label(from))} → ${label(to)}`;
     $("morph-strip").dataset.drawn = String(frames.count);
     setStatus(`morph of ${frames.count} frames in ${Math.round(frames.ms)} ms`);
   } catch (error) {
@@ -223,6 +294,8 @@ async function morph(from, to) {
 
 function wire() {
   fineTune.wire();
+  photo.wire();
+  $("photo-mine").addEventListener("click", () => choosePhoto());
   $("model").addEventListener("change", async () => {
     try {
       await loadEntry(findEntry($("model").value));
@@ -259,18 +332,27 @@ function wire() {
     }
   });
   $("variations").addEventListener("click", () => {
-    state.origin = { seed: seed(), index: state.selected };
+    state.origin = chosen();
     state.view = "variations";
     state.selected = -1;
+    state.photoChosen = false;
     render();
   });
-  $("back").addEventListener("click", () => { state.view = "grid"; state.selected = state.origin?.index ?? -1; render(); });
+  $("back").addEventListener("click", () => {
+    state.view = "grid";
+    state.photoChosen = Boolean(state.origin?.latent);
+    state.selected = state.origin?.index ?? -1;
+    render();
+  });
   $("morph").addEventListener("click", () => {
-    state.morphFrom = { seed: seed(), index: state.selected };
-    setStatus(`Morph from portrait ${state.selected} of seed ${seed()}: now click the portrait to morph into (change the seed first if you like).`);
+    state.morphFrom = chosen();
+    setStatus(`Morph from ${label(state.morphFrom)}: now click the portrait to morph into ` +
+      "(change the seed first if you like, or click your photo's portrait).");
   });
   $("download-grid").addEventListener("click", () => downloadPng($("grid"), `retrato-${seed()}.png`));
-  $("download-one").addEventListener("click", () => downloadTile(state.portraits, state.selected, `retrato-${seed()}-${state.selected}.png`));
+  $("download-one").addEventListener("click", () => (state.photoChosen
+    ? downloadTile(state.photo.portrait, 0, "retrato-my-photo.png")
+    : downloadTile(state.portraits, state.selected, `retrato-${seed()}-${state.selected}.png`)));
   $("morph-png").addEventListener("click", () => downloadPng($("morph-strip"), "retrato-morph.png"));
   $("morph-webm").addEventListener("click", () => recordWebm(state.morph.frames, "retrato-morph.webm"));
   $("smooth").addEventListener("change", () => { document.body.dataset.smooth = String($("smooth").checked); });
@@ -313,11 +395,16 @@ async function main() {
   const entry = findEntry(shared.model) ?? state.catalog[0];
   await loadEntry(entry);
   await fineTune.offerResume();
-  if (shared.view === "variations" && shared.selected !== undefined) {
-    state.origin = { seed: seed(), index: shared.selected };
+  if (shared.latent) {
+    state.photo = { latent: shared.latent, portrait: null };
+    await drawPhoto();
+  }
+  if (shared.view === "variations" && (shared.selected !== undefined || shared.latent)) {
+    state.origin = shared.latent ? { latent: shared.latent } : { seed: seed(), index: shared.selected };
     state.view = "variations";
   } else {
     state.selected = shared.selected ?? -1;
+    state.photoChosen = Boolean(shared.latent && state.photo.portrait);
   }
   await render();
 }

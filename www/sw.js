@@ -2,9 +2,9 @@
 // once a visit used it) and every model fetched are kept in the Cache API and served from
 // there (stale-while-revalidate: the cached copy at once, a fresh one stored for next time).
 // Only this origin's GET requests are touched.
-const CACHE = "retrato-v3";
+const CACHE = "retrato-v4";
 const SHELL = ["./", "index.html", "retrato.js", "retrato_bg.wasm", "www/main.js", "www/engine.js",
-  "www/grid.js", "www/share.js", "www/worker.js", "www/finetune.js", "www/store.js", "www/style.css", "www/models/models.json"];
+  "www/grid.js", "www/share.js", "www/worker.js", "www/finetune.js", "www/photo.js", "www/store.js", "www/style.css", "www/models/models.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -16,8 +16,16 @@ const ops = {
   },
   load: ({ bytes }) => wasm.loadModel(bytes),
   generate: ({ seed, first, count }) => wasm.generate(seed, first, count),
-  variations: ({ seed, index, count, strength }) => wasm.variations(seed, index, count, strength),
-  interpolate: ({ from, to, frames }) => wasm.interpolate(from.seed, from.index, to.seed, to.index, frames),
+  // A portrait is { seed, index } or { latent } (a photo's): variations and morphs take either.
+  draw: ({ latents }) => wasm.drawLatents(latents),
+  variations: ({ portrait, count, strength }) => wasm.variations(portrait, count, strength),
+  interpolate: ({ from, to, frames }) => wasm.interpolate(from, to, frames),
+  // "Use my photo": the photo is decoded here and stays in this worker only.
+  photoOpen: ({ bytes }) => wasm.openPhoto(bytes),
+  photoClose: () => wasm.closePhoto(),
+  invertStart: ({ model, discriminator, square, options }) => wasm.invertStart(model, discriminator, square, options),
+  invertStep: ({ count }) => wasm.invertStep(count),
+  invertEnd: () => wasm.invertEnd(),
   // Fine-tuning: pictures are decoded here (the same decoder as native training).
   prepare: ({ bytes, size }) => ({ rgb: wasm.prepareImage(bytes, size) }),
   tuneStart: ({ model, discriminator, pixels, options }) => wasm.fineTuneStart(model, discriminator, pixels, options),
@@ -35,7 +43,7 @@ self.onmessage = async ({ data: { id, op, args } }) => {
     const started = performance.now();
     const result = await ops[op](args);
     const ms = performance.now() - started;
-    const buffer = result?.rgba ?? result?.rgb ?? result?.bytes;
+    const buffer = result?.rgba ?? result?.rgb ?? result?.bytes ?? result?.portrait?.rgba ?? result?.preview?.rgba;
     self.postMessage({ id, ok: true, result, ms }, buffer ? [buffer.buffer] : []);
   } catch (error) {
     self.postMessage({ id, ok: false, error: String(error?.message ?? error) });

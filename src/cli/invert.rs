@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Tensor, TensorData};
-use retrato::data::{Fit, decode_image};
+use burn::tensor::{Device, Tensor};
+use retrato::data::{Dataset, Range, Square, crop_square, decode_upright};
 use retrato::eval::extractor::Extractor;
 use retrato::eval::inception::FEATURES;
 use retrato::image_grid::{grid, png_bytes, to_rgb8};
@@ -31,9 +31,13 @@ pub struct Args {
     #[arg(long)]
     discriminator: Option<PathBuf>,
     /// The picture: JPEG, PNG, WebP, BMP or GIF, turned upright by its EXIF orientation,
-    /// cropped to its centred square and resized to the model's size.
+    /// cropped to --crop (default: its centred square) and resized to the model's size.
     #[arg(long, required_unless_present = "images", conflicts_with = "images")]
     image: Option<PathBuf>,
+    /// The square over the face, LEFT,TOP,SIDE in the upright picture's pixels (the page's
+    /// "Use my photo" shows the same numbers).
+    #[arg(long, requires = "image", value_parser = parse_square)]
+    crop: Option<Square>,
     /// Instead of --image: the first --n pictures of a set (uint8 .npy N×H×W×3, a folder or
     /// an archive), with each reconstruction's PSNR and feature distance and their medians.
     #[arg(long)]
@@ -86,8 +90,12 @@ pub fn run(args: Args) -> Result<()> {
         (Some(path), _) => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("{}: cannot read it", path.display()))?;
-            let pixels = decode_image(&bytes, size as u32, Fit::Crop)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+            let picture = decode_upright(&bytes).map_err(|e| fail(&e))?;
+            let square = args
+                .crop
+                .unwrap_or_else(|| Square::centred(picture.width(), picture.height()));
+            let pixels = crop_square(&picture, square, size as u32).map_err(|e| fail(&e))?;
             (pixels, 1, path.display().to_string())
         }
         (None, Some(path)) => match read_set(path, size, Some(args.n))? {
@@ -217,26 +225,29 @@ fn read_discriminator(
     }
 }
 
-/// RGB8 pixels (H×W×3) as a [1, 3, H, W] tensor in [0, 1].
+/// RGB8 pictures (N×H×W×3) as an [N, 3, H, W] tensor in [0, 1].
 fn target_tensor(pixels: &[u8], size: usize, device: &Device) -> Tensor<4> {
-    let values = to_unit(pixels, size);
-    Tensor::from_data(TensorData::new(values, [1, 3, size, size]), device)
+    let set = Dataset::new(pixels.to_vec(), size);
+    let all: Vec<usize> = (0..set.count).collect();
+    set.batch(&all, &vec![false; set.count], Range::ZeroToOne, device)
 }
 
 /// N×H×W×3 uint8 → N×3×H×W floats in [0, 1].
 fn to_unit(pixels: &[u8], size: usize) -> Vec<f32> {
-    let plane = size * size;
-    let count = pixels.len() / (3 * plane);
-    let mut out = vec![0.0; pixels.len()];
-    for n in 0..count {
-        for at in 0..plane {
-            for c in 0..3 {
-                out[n * 3 * plane + c * plane + at] =
-                    pixels[(n * plane + at) * 3 + c] as f32 / 255.0;
-            }
-        }
+    read(target_tensor(pixels, size, &Device::flex())).0
+}
+
+/// `LEFT,TOP,SIDE`.
+fn parse_square(text: &str) -> Result<Square, String> {
+    let numbers: Vec<u32> = text
+        .split(',')
+        .map(|part| part.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{text}' is not LEFT,TOP,SIDE in whole pixels"))?;
+    match numbers[..] {
+        [left, top, side] => Ok(Square { left, top, side }),
+        _ => Err(format!("'{text}' is not LEFT,TOP,SIDE (three numbers)")),
     }
-    out
 }
 
 /// Median Inception-feature distance of each picture to its reconstruction, beside the

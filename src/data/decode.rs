@@ -44,6 +44,12 @@ pub enum DecodeError {
 /// Decodes, orients (EXIF), converts to RGB, squares and resizes to `size`x`size` (Lanczos).
 /// Returns `size * size * 3` bytes, row-major RGB.
 pub fn decode_image(bytes: &[u8], size: u32, fit: Fit) -> Result<Vec<u8>, DecodeError> {
+    Ok(square_and_resize(decode_upright(bytes)?, size, fit).into_raw())
+}
+
+/// Decodes, validates and turns the picture upright by its EXIF orientation, as RGB: what a
+/// person sees of it (a photo's crop is placed on this).
+pub fn decode_upright(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -79,7 +85,7 @@ pub fn decode_image(bytes: &[u8], size: u32, fit: Fit) -> Result<Vec<u8>, Decode
     let orientation = decoder.orientation().map_err(classify)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
     image.apply_orientation(orientation);
-    Ok(square_and_resize(to_rgb(image), size, fit).into_raw())
+    Ok(to_rgb(image))
 }
 
 /// RGB, with transparency composited over white (not dropped, which would reveal whatever

@@ -2,6 +2,7 @@
 //! with a decode cache (native, [`source`], [`cache`]), and turning the decoded set into
 //! shuffled batches ([`Dataset`]).
 
+pub mod crop;
 pub mod decode;
 
 #[cfg(feature = "native")]
@@ -12,7 +13,8 @@ pub mod source;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::latent::{SplitMix64, mix};
-pub use decode::{DecodeError, Fit, decode_image};
+pub use crop::{CropError, Square, crop_square};
+pub use decode::{DecodeError, Fit, decode_image, decode_upright};
 
 /// Decoded images, all `size`x`size` RGB, packed as N×H×W×3 bytes (the `.npy` layout of the
 /// shared test sets).

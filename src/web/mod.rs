@@ -3,11 +3,12 @@
 //! latents and pixels is made by the same code the CLI uses.
 
 mod finetune;
+mod invert;
 
 use std::cell::RefCell;
 
 use burn::tensor::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::latent;
@@ -208,35 +209,84 @@ pub async fn generate(seed: String, first: u32, count: u32) -> Result<JsValue, J
     portraits_of(|dim| latent::latents(seed, first as u64, count as usize, dim)).await
 }
 
-/// `count` variations of portrait `index` of `seed` (`retrato sample --variations-of`).
-#[wasm_bindgen]
-pub async fn variations(
-    seed: String,
-    index: u32,
-    count: u32,
-    strength: f32,
-) -> Result<JsValue, JsError> {
-    let seed = parse_seed(&seed)?;
-    portraits_of(|dim| latent::variations(seed, index as u64, dim, count as usize, strength)).await
+/// A portrait the page points at: one of a seed's, or one with a latent of its own (a
+/// photo's, found by `invertStep`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Portrait {
+    Seeded { seed: String, index: u32 },
+    Latent { latent: Vec<f32> },
 }
 
-/// `frames` portraits morphing portrait `from_index` of `from_seed` into portrait
-/// `to_index` of `to_seed` along the sphere of latent space (both ends included).
+impl Portrait {
+    fn from_js(value: JsValue) -> Result<Self, JsError> {
+        serde_wasm_bindgen::from_value(value)
+            .map_err(|_| JsError::new("a portrait is { seed, index } or { latent: [numbers] }"))
+    }
+
+    /// Its latent for a model taking `dim` values.
+    fn latent(&self, dim: usize) -> Result<Vec<f32>, JsError> {
+        match self {
+            Portrait::Seeded { seed, index } => {
+                Ok(latent::latent(parse_seed(seed)?, *index as u64, dim))
+            }
+            Portrait::Latent { latent } if latent.len() == dim => Ok(latent.clone()),
+            Portrait::Latent { latent } => Err(JsError::new(&format!(
+                "this portrait's latent has {} values but the model takes {dim}: a latent \
+                 draws the same face only in its model and the models fine-tuned from it",
+                latent.len()
+            ))),
+        }
+    }
+}
+
+/// The portraits of `latents` (row-major, the model's latent size each).
+#[wasm_bindgen(js_name = drawLatents)]
+pub async fn draw_latents(latents: Vec<f32>) -> Result<JsValue, JsError> {
+    let dim = current_latent_dim()?;
+    if latents.is_empty() || !latents.len().is_multiple_of(dim) {
+        return Err(JsError::new(&format!(
+            "{} latent values are not whole latents of {dim}: a latent draws the same face \
+             only in its model and the models fine-tuned from it",
+            latents.len()
+        )));
+    }
+    portraits_of(|_| latents).await
+}
+
+/// `count` variations of `portrait` (`retrato sample --variations-of` for a seed's).
 #[wasm_bindgen]
-pub async fn interpolate(
-    from_seed: String,
-    from_index: u32,
-    to_seed: String,
-    to_index: u32,
-    frames: u32,
-) -> Result<JsValue, JsError> {
-    let (from, to) = (parse_seed(&from_seed)?, parse_seed(&to_seed)?);
-    portraits_of(|dim| {
-        let a = latent::latent(from, from_index as u64, dim);
-        let b = latent::latent(to, to_index as u64, dim);
-        latent::interpolation(&a, &b, frames as usize)
-    })
-    .await
+pub async fn variations(portrait: JsValue, count: u32, strength: f32) -> Result<JsValue, JsError> {
+    let portrait = Portrait::from_js(portrait)?;
+    let dim = current_latent_dim()?;
+    let latents = match &portrait {
+        Portrait::Seeded { seed, index } => latent::variations(
+            parse_seed(seed)?,
+            *index as u64,
+            dim,
+            count as usize,
+            strength,
+        ),
+        Portrait::Latent { .. } => {
+            latent::variations_of(&portrait.latent(dim)?, count as usize, strength)
+        }
+    };
+    portraits_of(|_| latents).await
+}
+
+/// `frames` portraits morphing `from` into `to` along the sphere of latent space (both ends
+/// included).
+#[wasm_bindgen]
+pub async fn interpolate(from: JsValue, to: JsValue, frames: u32) -> Result<JsValue, JsError> {
+    let dim = current_latent_dim()?;
+    let a = Portrait::from_js(from)?.latent(dim)?;
+    let b = Portrait::from_js(to)?.latent(dim)?;
+    portraits_of(|_| latent::interpolation(&a, &b, frames as usize)).await
+}
+
+fn current_latent_dim() -> Result<usize, JsError> {
+    with_state(|s| s.generator.as_ref().map(Generator::latent_dim))?
+        .ok_or_else(|| JsError::new("no model loaded"))
 }
 
 fn parse_seed(seed: &str) -> Result<u64, JsError> {
@@ -286,6 +336,20 @@ async fn portraits(
         height: h,
         rgba,
     })
+}
+
+/// `count` RGB8 pictures of `width`x`height`, tile after tile, as [`Portraits`].
+fn rgba_portraits(count: usize, width: usize, height: usize, rgb: &[u8]) -> Portraits {
+    let rgba = rgb
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    Portraits {
+        count,
+        width,
+        height,
+        rgba,
+    }
 }
 
 fn with_state<T>(f: impl FnOnce(&State) -> T) -> Result<T, JsError> {

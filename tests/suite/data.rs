@@ -293,3 +293,91 @@ mod sources {
         files
     }
 }
+
+/// A photo's square: the centred one gives what training sees; a square outside the picture,
+/// too few pixels across, or over a flat area is refused with its reason.
+mod squares {
+    use image::{Rgb, RgbImage};
+    use retrato::data::{CropError, Fit, Square, crop_square, decode_image, decode_upright};
+
+    use super::{ImageFormat, encode};
+
+    fn photo() -> RgbImage {
+        RgbImage::from_fn(90, 60, |x, y| {
+            Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 256) as u8])
+        })
+    }
+
+    #[test]
+    fn the_centred_square_is_what_training_sees() {
+        let bytes = encode(&photo().into(), ImageFormat::Png);
+        let picture = decode_upright(&bytes).unwrap();
+        assert_eq!(
+            Square::centred(90, 60),
+            Square {
+                left: 15,
+                top: 0,
+                side: 60
+            }
+        );
+        assert_eq!(
+            crop_square(&picture, Square::centred(90, 60), 32).unwrap(),
+            decode_image(&bytes, 32, Fit::Crop).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_square_cuts_out_exactly_its_pixels() {
+        let picture = photo();
+        let square = Square {
+            left: 50,
+            top: 20,
+            side: 32,
+        };
+        let out = crop_square(&picture, square, 32).unwrap();
+        assert_eq!(&out[..3], &picture.get_pixel(50, 20).0);
+        let last = (31 * 32 + 31) * 3;
+        assert_eq!(&out[last..last + 3], &picture.get_pixel(81, 51).0);
+    }
+
+    #[test]
+    fn bad_squares_are_refused_with_their_reason() {
+        let picture = photo();
+        let outside = Square {
+            left: 70,
+            top: 0,
+            side: 30,
+        };
+        let error = crop_square(&picture, outside, 32).unwrap_err();
+        assert!(matches!(error, CropError::Outside { .. }));
+        assert!(
+            error.to_string().contains("outside the 90x60 picture"),
+            "{error}"
+        );
+        let overflow = Square {
+            left: u32::MAX,
+            top: 0,
+            side: 30,
+        };
+        assert!(matches!(
+            crop_square(&picture, overflow, 32),
+            Err(CropError::Outside { .. })
+        ));
+        let tiny = Square {
+            left: 0,
+            top: 0,
+            side: 10,
+        };
+        let error = crop_square(&picture, tiny, 32).unwrap_err();
+        assert_eq!(error, CropError::TooSmall { side: 10 });
+        assert!(
+            error.to_string().contains("only 10 pixels across"),
+            "{error}"
+        );
+        let flat = RgbImage::from_pixel(64, 64, Rgb([120, 130, 140]));
+        assert_eq!(
+            crop_square(&flat, Square::centred(64, 64), 32),
+            Err(CropError::Flat)
+        );
+    }
+}

@@ -159,6 +159,69 @@ fn the_cli_inverts_a_png_and_sample_draws_the_latent() {
         "the latent draws the picture again: PSNR {score}"
     );
 
+    // The same face inside a larger photo: --crop LEFT,TOP,SIDE finds it there.
+    let face = image::open(&picture).unwrap().to_rgb8();
+    let mut photo = image::RgbImage::from_fn(80, 60, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 4) as u8, ((x * y) % 256) as u8])
+    });
+    image::imageops::overlay(&mut photo, &face, 40, 20);
+    let photo_path = at("photo.png");
+    photo.save(&photo_path).unwrap();
+    ok(&[
+        "invert",
+        "--model",
+        &model,
+        "--image",
+        &photo_path,
+        "--crop",
+        "40,20,32",
+        "--out",
+        &at("zc.npy"),
+        "--steps",
+        "150",
+    ]);
+    ok(&[
+        "sample",
+        "--model",
+        &model,
+        "--latents",
+        &at("zc.npy"),
+        "--each",
+        &at("cropped"),
+    ]);
+    let drawn = std::fs::read_dir(dir.path().join("cropped"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let score = psnr(
+        &decode(std::path::Path::new(&picture)),
+        &decode(&drawn.path()),
+    );
+    assert!(score > 28.0, "the cropped face is found too: PSNR {score}");
+    for (crop, reason) in [
+        ("60,20,32", "outside the 80x60 picture"),
+        ("0,0,12", "only 12 pixels"),
+    ] {
+        let refused = run(&[
+            "invert",
+            "--model",
+            &model,
+            "--image",
+            &photo_path,
+            "--crop",
+            crop,
+            "--out",
+            &at("x.npy"),
+        ]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("photo.png") && stderr.contains(reason),
+            "{stderr}"
+        );
+    }
+
     let text = at("notes.jpg");
     std::fs::write(&text, "not a picture").unwrap();
     let refused = run(&[

@@ -1,7 +1,7 @@
 //! Seeded latents: determinism, independence of indices, pinned values (so a change to the
 //! sampler, which would change every shared portrait link, fails here first).
 
-use retrato::latent::{latent, latents, slerp};
+use retrato::latent::{latent, latents, slerp, variations, variations_of};
 
 #[test]
 fn same_seed_and_index_give_the_same_vector() {
@@ -56,4 +56,22 @@ fn slerp_hits_both_ends_and_keeps_the_norm() {
         nm > 0.95 * na.min(nb),
         "slerp keeps the norm: {na} {nb} {nm}"
     );
+}
+
+/// A photo's latent varies like a seed's portrait: reproducibly, strength 0 is itself, and
+/// each variation keeps a standard normal's norm.
+#[test]
+fn variations_of_any_latent_are_reproducible() {
+    let z = latent(3, 9, 100);
+    assert_eq!(variations_of(&z, 4, 0.3), variations_of(&z, 4, 0.3));
+    assert_eq!(variations_of(&z, 2, 0.0), [z.clone(), z.clone()].concat());
+    let mut other = z.clone();
+    other[0] += 0.5;
+    assert_ne!(variations_of(&z, 1, 0.3), variations_of(&other, 1, 0.3));
+    // The seed's own variations are unchanged by the generalisation (pinned by share links).
+    assert_eq!(variations(3, 9, 100, 2, 0.0), [z.clone(), z].concat());
+    for v in variations_of(&latent(1, 1, 512), 3, 0.5).chunks(512) {
+        let norm = (v.iter().map(|x| x * x).sum::<f32>() / 512.0).sqrt();
+        assert!((norm - 1.0).abs() < 0.15, "norm {norm}");
+    }
 }
