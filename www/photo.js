@@ -181,7 +181,6 @@ export class Photo {
         found = progress;
         this.show(progress, started.target, began);
       }
-      await this.engine.call("invertEnd").catch(() => {});
       const seconds = (performance.now() - began) / 1000;
       $("photo-result").dataset.done = "true";
       this.status(`found in ${seconds.toFixed(1)} s: ${found.step} steps${search.stop ? " (stopped early)" : ""}, ` +
@@ -191,12 +190,14 @@ export class Photo {
     } catch (error) {
       this.status(`${this.file?.name ?? "the photo"}: ${error.message ?? error}`, "error");
     } finally {
+      await this.engine.call("invertEnd").catch(() => {});
       this.search = null;
       this.busy(false);
     }
   }
 
-  /// Starts the search; reopens the photo once if the worker restarted and forgot it.
+  /// Starts the search; reopens the photo once if the worker forgot it (a restart, or the
+  /// switch to the WebGPU build, which happens only between searches).
   async startOn(args) {
     try {
       return await this.engine.call("invertStart", args);

@@ -153,6 +153,11 @@ test("the CPU build draws first, the WebGPU build takes over, and a lost GPU fal
   try {
     await waitForPortraits(page);
     await page.waitForFunction(() => document.getElementById("backend").dataset.state === "webgpu", null, { timeout: TIMEOUT });
+    // The WebGPU build (a large compile) starts only once the CPU build answered the first
+    // portraits, so it never competes with them for a loaded machine's cores.
+    const [answered, gpuStart] = await page.evaluate(() => ["retrato:first-draw-answered", "retrato:webgpu-build-start"]
+      .map((name) => performance.getEntriesByName(name)[0]?.startTime));
+    assert.ok(answered !== undefined && gpuStart >= answered, `first portraits at ${answered} ms, WebGPU build from ${gpuStart} ms`);
     const onGpu = await renderAgain(page);
     assert.match(await page.textContent("#timing"), /WebGPU/);
     const gpu = compareWithNative(onGpu, native);
