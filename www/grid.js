@@ -111,7 +111,7 @@ export async function recordWebm(portraits, name, { scale = 4, fps = 12 } = {}) 
   download(new Blob(chunks, { type: "video/webm" }), name);
 }
 
-function download(blob, name) {
+export function download(blob, name) {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
   link.download = name;

@@ -3,7 +3,7 @@
 // few steps per worker call while the reconstruction is redrawn). The photo is decoded in the
 // model worker and never leaves the page; nothing of it is stored. What comes out is a latent:
 // a portrait of its own that the page varies, morphs, shares and draws in related models.
-import { drawGrid, tile } from "./grid.js";
+import { download, drawGrid, tile } from "./grid.js";
 
 export const DEFAULT_STEPS = 150;
 const STARTS = 2; // random starts searched together, the best kept
@@ -22,6 +22,7 @@ export class Photo {
     this.file = null; // { name, bytes } kept in this page only, to reopen after a worker restart
     this.opened = null; // { width, height, square, preview }
     this.search = null; // { stop, step, steps }
+    this.latent = null; // the last search's result
     this.drag = null;
   }
 
@@ -55,6 +56,9 @@ export class Photo {
     $("photo-start").addEventListener("click", () => this.start());
     $("photo-stop").addEventListener("click", () => { if (this.search) this.search.stop = true; });
     $("photo-forget").addEventListener("click", () => this.forget());
+    $("photo-latent").addEventListener("click", () => {
+      if (this.latent) download(new Blob([npy(this.latent)]), "retrato-latent.npy");
+    });
   }
 
   status(text, kind = "info") {
@@ -182,11 +186,13 @@ export class Photo {
         this.show(progress, started.target, began);
       }
       const seconds = (performance.now() - began) / 1000;
+      this.latent = found.latent;
+      $("photo-latent").disabled = false;
+      await this.onFound(found.latent);
       $("photo-result").dataset.done = "true";
       this.status(`found in ${seconds.toFixed(1)} s: ${found.step} steps${search.stop ? " (stopped early)" : ""}, ` +
         `loss ${first.toFixed(3)} → ${found.loss.toFixed(3)}, ${psnr(started.target, found.portrait).toFixed(1)} dB. ` +
         "It is now the selected portrait: vary it, morph it, share it, or pick another model to draw it there.");
-      this.onFound(found.latent);
     } catch (error) {
       this.status(`${this.file?.name ?? "the photo"}: ${error.message ?? error}`, "error");
     } finally {
@@ -255,4 +261,16 @@ export function psnr(a, b) {
     n++;
   }
   return 10 * Math.log10(1 / Math.max(sum / n, 1e-12));
+}
+
+/// A latent as a float32 1×dim .npy, for `retrato sample --latents` (and `--model` any related
+/// model) on the command line.
+export function npy(latent) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (1, ${latent.length}), }`;
+  header += " ".repeat(63 - ((10 + header.length) % 64)) + "\n";
+  const bytes = new Uint8Array(10 + header.length + 4 * latent.length);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 255, header.length >> 8]);
+  bytes.set(new TextEncoder().encode(header), 10);
+  bytes.set(new Uint8Array(Float32Array.from(latent).buffer), 10 + header.length);
+  return bytes;
 }

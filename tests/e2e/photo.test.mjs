@@ -150,6 +150,15 @@ test("a portrait is found again, agrees with the CLI, and is varied, morphed, sh
     console.log(`# page vs CLI latent: largest difference ${worst.toExponential(2)} over ${native.length} values`);
     assert.ok(worst < LATENT_TOLERANCE, `page and CLI agree within ${LATENT_TOLERANCE}: ${worst}`);
 
+    // "Save latent" gives a .npy that the CLI's `sample --latents` takes.
+    const saving = page.waitForEvent("download");
+    await page.click("#photo-latent");
+    const saved = join(dir, "saved.npy");
+    await (await saving).saveAs(saved);
+    assert.deepEqual(readNpy(saved), inPage, "the saved latent is the page's");
+    execFileSync(RETRATO, ["sample", "--model", resolve(MODELS, "celeba-64.safetensors"), "--latents", saved, "--each", join(dir, "drawn")]);
+    assert.equal(readdirSync(join(dir, "drawn")).length, 1);
+
     // A share link draws the same portrait in a fresh page, with no photo.
     const mine = await pixels(page, "photo-mine");
     const again = await open(new URL(page.url()).hash);
