@@ -145,14 +145,18 @@ fn the_cli_inverts_a_png_and_sample_draws_the_latent() {
             .map(|&v| v as f32 / 255.0)
             .collect::<Vec<_>>()
     };
-    let again = std::fs::read_dir(dir.path().join("again"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap();
+    // The one picture `sample --each` wrote into a folder.
+    let only_picture = |name: &str| {
+        std::fs::read_dir(dir.path().join(name))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+    };
     let score = psnr(
         &decode(std::path::Path::new(&picture)),
-        &decode(&again.path()),
+        &decode(&only_picture("again")),
     );
     assert!(
         score > 28.0,
@@ -189,14 +193,9 @@ fn the_cli_inverts_a_png_and_sample_draws_the_latent() {
         "--each",
         &at("cropped"),
     ]);
-    let drawn = std::fs::read_dir(dir.path().join("cropped"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap();
     let score = psnr(
         &decode(std::path::Path::new(&picture)),
-        &decode(&drawn.path()),
+        &decode(&only_picture("cropped")),
     );
     assert!(score > 28.0, "the cropped face is found too: PSNR {score}");
     for (crop, reason) in [
