@@ -117,23 +117,22 @@ pub fn invert_start(
         seed: options.seed.unwrap_or(defaults.seed),
         ..defaults
     };
-    let target = crate::data::Dataset::new(pixels.clone(), size).batch(
+    let reply = to_js(&Started {
+        target: rgba_portraits(1, size, size, &pixels),
+        steps: options.steps,
+        starts: options.starts,
+    });
+    let target = crate::data::Dataset::new(pixels, size).batch(
         &[0],
         &[false],
         crate::data::Range::ZeroToOne,
         &generator.device(),
     );
-    let inverter = Inverter::new(&generator, discriminator.as_ref(), target, options.clone())
+    let inverter = Inverter::new(&generator, discriminator.as_ref(), target, options)
         .map_err(|e| JsError::new(&e))?;
-    let image = RgbImage::from_raw(size as u32, size as u32, pixels).expect("size*size*3 bytes");
-    let reply = to_js(&Started {
-        target: rgba_portraits(1, size, size, &image),
-        steps: options.steps,
-        starts: options.starts,
-    });
     let search = Search {
         inverter,
-        generator: file.generator(&device).map_err(error)?,
+        generator: generator.valid(),
     };
     SEARCH.with_borrow_mut(|s| *s = Some(search));
     reply
