@@ -55,6 +55,17 @@ ensure_chromium() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 }
 
+# OpenMPI for data-parallel training (`--features native,distributed`, `mpirun`); the mpi
+# crate's build reads the headers through libclang.
+ensure_mpi() {
+  if command -v mpirun >/dev/null && command -v mpicc >/dev/null \
+     && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; then return; fi
+  step "installing OpenMPI and libclang (openmpi-bin libopenmpi-dev libclang-dev)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    openmpi-bin libopenmpi-dev libclang-dev
+}
+
 # The page's wasm, JS glue and assets into dist/.
 build_web() {
   ensure_wasm_target

@@ -279,6 +279,7 @@ pub fn tune(
             learning_rate: options.learning_rate,
             gradients: Some(loss.backward()),
             frozen: &[],
+            ranks: None,
         };
         tuned = tuned.transform(&mut update);
     }

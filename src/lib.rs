@@ -4,6 +4,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod atomic;
 pub mod data;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod eval;
 pub mod image_grid;
 pub mod invert;

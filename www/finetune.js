@@ -148,7 +148,7 @@ export class FineTune {
   }
 
   begin({ name, source, pixels, totalSteps, step }) {
-    this.run = { name, source, pixels, totalSteps, step, history: [], names: [], paused: false,
+    this.run = { name, source, pixels, totalSteps, step, historyStart: step, history: [], names: [], paused: false,
       perCall: 1, rate: 0, lastSample: 0, lastSave: performance.now(), started: performance.now() };
     $("tune-saved").textContent = "";
     this.showRun();
@@ -175,16 +175,16 @@ export class FineTune {
       run.step = progress.step;
       run.names = progress.names;
       run.history.push(...progress.losses);
+      // A loss went NaN/Inf: the run went back to its last good copy with lower learning
+      // rates; the losses past that step no longer happened.
+      if (progress.rolledBackTo != null) {
+        run.history.length = Math.max(0, Number(progress.rolledBackTo) - run.historyStart);
+        this.status(`a loss became NaN/Inf: rolled back to step ${progress.rolledBackTo} with lower learning rates.`);
+      }
       const rate = steps / seconds;
       run.rate = run.rate ? 0.7 * run.rate + 0.3 * rate : rate;
       run.perCall = Math.max(1, Math.min(20, Math.round((CALL_MS / 1000) * run.rate)));
       this.showProgress();
-      if (progress.diverged) {
-        this.status(`a loss became NaN/Inf at step ${run.step}: stopped. The last saved state (step ${run.saved}) is kept.`, "error");
-        run.paused = true;
-        this.showRun();
-        return;
-      }
       if (performance.now() - run.lastSample > SAMPLE_EVERY_MS) {
         run.lastSample = performance.now();
         await this.drawSamples($("tune-now")).catch(() => {});

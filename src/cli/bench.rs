@@ -70,10 +70,16 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Median seconds of `steps` timed steps after `warmup`, each read back (so really done).
+/// Seconds of `steps` timed steps after `warmup`, each read back (so really done), sorted.
 fn time_steps(trainer: &mut Trainer, real: &Tensor<4>, warmup: usize, steps: usize) -> Vec<f64> {
     let mut times = Vec::new();
     for i in 0..warmup + steps {
+        if i == warmup
+            && let Some(ranks) = &trainer.ranks
+        {
+            // Every rank starts the timed steps together.
+            ranks.broadcast(&mut vec![0]);
+        }
         let start = Instant::now();
         let losses = trainer.train_step(real.clone());
         // Reading the losses waits for the device: the step is really done.
@@ -142,13 +148,29 @@ fn train(args: TrainArgs) -> Result<()> {
     let config: TrainConfig = serde_json::from_value(value)?;
     let device = args.device.device()?.autodiff();
     let mut trainer = Trainer::new(config, &device).map_err(anyhow::Error::msg)?;
+    // Under mpirun (feature `distributed`): the batch split over the ranks, gradients averaged.
+    let ranks = super::ranks::join()?;
+    let (rank_count, shard) = match &ranks {
+        Some(ranks) => {
+            super::ranks::check_batch(ranks.size(), args.batch)?;
+            (ranks.size(), args.batch / ranks.size())
+        }
+        None => (1, args.batch),
+    };
+    trainer.ranks = ranks.clone();
     let size = trainer.config.model.image_size();
     let real = Tensor::<4>::random(
-        [args.batch, 3, size, size],
+        [shard, 3, size, size],
         Distribution::Uniform(-1.0, 1.0),
         &device,
     );
+    let communicated_before = ranks.as_ref().map_or(0.0, |r| r.communication_seconds());
+    let started = Instant::now();
     let times = time_steps(&mut trainer, &real, args.warmup, args.steps);
+    // The share of the steps (warm-up included) spent in the all-reduce, waiting included.
+    let communication_share = ranks.as_ref().map(|r| {
+        (r.communication_seconds() - communicated_before) / started.elapsed().as_secs_f64()
+    });
     let median = times[times.len() / 2];
     let images_per_s = args.batch as f64 / median;
     let peak_mib = peak_memory_mib();
@@ -162,6 +184,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 "batch": args.batch, "steps": args.steps, "median_step_s": median,
                 "min_step_s": times[0], "max_step_s": times[times.len() - 1],
                 "images_per_s": images_per_s, "peak_rss_mib": peak_mib, "threads": threads,
+                "ranks": rank_count, "communication_share": communication_share,
             })
         );
     } else {
@@ -175,6 +198,12 @@ fn train(args: TrainArgs) -> Result<()> {
             args.steps,
             peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
         );
+        if let Some(share) = communication_share {
+            println!(
+                "{rank_count} ranks of {shard} images: {:.1}% of the time in the gradient all-reduce (waiting for the other ranks included)",
+                share * 100.0
+            );
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod files;
 mod info;
 mod init;
 mod invert;
+mod ranks;
 mod sample;
 mod train;
 

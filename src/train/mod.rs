@@ -3,10 +3,13 @@
 //! what a long run needs around it natively (data batches, checkpoints, logs, plots).
 
 pub mod augment;
+pub mod card;
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
 pub mod objective;
 pub mod params;
+pub mod run;
 pub mod trainer;
 pub mod transfer;
 

@@ -4,16 +4,20 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Gradients, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
+
+use super::collective::{Collective, average};
 
 use crate::model::{ModuleInspect, ModuleTransform};
 
-/// One optimizer step on the parameters of the module it is applied to, except `frozen` ones.
+/// One optimizer step on the parameters of the module it is applied to, except `frozen` ones;
+/// with `ranks`, on the gradients averaged over every rank of a data-parallel job.
 pub struct OptimizerStep<'a> {
     pub optimizer: &'a mut ModuleOptimizer,
     pub learning_rate: f64,
     pub gradients: Option<Gradients>,
     pub frozen: &'a [ParamId],
+    pub ranks: Option<&'a dyn Collective>,
 }
 
 impl ModuleTransform for OptimizerStep<'_> {
@@ -30,7 +34,85 @@ impl ModuleTransform for OptimizerStep<'_> {
                 GradientsParams::from_params(&mut gradients, &module, &trainable)
             }
         };
+        let gradients = match self.ranks {
+            Some(ranks) => average_gradients(&module, gradients, ranks),
+            None => gradients,
+        };
         self.optimizer.step(self.learning_rate, module, gradients)
+    }
+}
+
+/// A network's gradients averaged over the ranks: packed into one buffer in the module's
+/// visiting order (the same on every rank), one all-reduce, unpacked.
+pub fn average_gradients<M: Module>(
+    module: &M,
+    mut gradients: GradientsParams,
+    ranks: &dyn Collective,
+) -> GradientsParams {
+    let mut taken = TakeGradients {
+        gradients: &mut gradients,
+        flat: Vec::new(),
+    };
+    module.visit(&mut taken);
+    let flat = taken.flat;
+    if flat.is_empty() {
+        return gradients;
+    }
+    let device = flat[0].device();
+    let lengths: Vec<usize> = flat.iter().map(|t| t.dims()[0]).collect();
+    let mut values = Tensor::cat(flat, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 after convert");
+    average(ranks, &mut values);
+    let mut put = PutGradients {
+        gradients: &mut gradients,
+        values: &values,
+        lengths: lengths.into_iter(),
+        device,
+    };
+    module.visit(&mut put);
+    gradients
+}
+
+/// Removes each trainable parameter's gradient, flattened, in visiting order.
+struct TakeGradients<'a> {
+    gradients: &'a mut GradientsParams,
+    flat: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for TakeGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(gradient) = self.gradients.remove::<D>(param.id) {
+            let count = gradient.shape().num_elements();
+            self.flat.push(gradient.reshape([count]));
+            // Put back at once so that the second pass finds which ids had one.
+            self.gradients
+                .register::<1>(param.id, Tensor::zeros([0], &self.flat[0].device()));
+        }
+    }
+}
+
+/// Gives each parameter [`TakeGradients`] took its averaged gradient, in the same order.
+struct PutGradients<'a> {
+    gradients: &'a mut GradientsParams,
+    values: &'a [f32],
+    lengths: std::vec::IntoIter<usize>,
+    device: Device,
+}
+
+impl ModuleVisitor for PutGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.gradients.remove::<1>(param.id).is_none() {
+            return;
+        }
+        let count = self.lengths.next().expect("one length per gradient taken");
+        let (head, rest) = self.values.split_at(count);
+        self.values = rest;
+        let dims = param.val().dims();
+        let tensor = Tensor::<1>::from_data(TensorData::new(head.to_vec(), [count]), &self.device);
+        self.gradients.register::<D>(param.id, tensor.reshape(dims));
     }
 }
 

@@ -12,11 +12,12 @@ use burn::optim::{AdamConfig, ModuleOptimizer, RmsPropConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::augment::diff_augment;
+use super::collective::Ranks;
 use super::config::{Objective, OptimizerKind, TrainConfig};
 use super::objective::{
     bce_with_logits, gradient_penalty, kl_divergence, mean_probability, r1_penalty, reconstruction,
 };
-use super::params::{Clip, MovingAverage, OptimizerStep, Values};
+use super::params::{Clip, MovingAverage, OptimizerStep, Values, average_gradients};
 use crate::latent::{SplitMix64, latents, mix};
 use crate::model::vae::Vae;
 use crate::model::{Discriminator, Generator, ModelConfig};
@@ -59,6 +60,9 @@ pub struct Trainer {
     pub step: u64,
     /// Multiplies both learning rates; lowered after a divergence rollback.
     pub lr_scale: f64,
+    /// The other ranks of a data-parallel job ([`Collective`]): this trainer sees its shard
+    /// of each batch, draws its shard of the latents, and averages gradients with them.
+    pub ranks: Option<Ranks>,
     device: Device,
 }
 
@@ -119,6 +123,7 @@ impl Trainer {
             ema,
             step,
             lr_scale,
+            ranks: None,
             device: device.clone(),
         }
     }
@@ -143,14 +148,25 @@ impl Trainer {
         }
     }
 
-    fn rng(&self, purpose: u64) -> SplitMix64 {
-        SplitMix64::stream(mix(self.config.train.seed ^ mix(purpose)), self.step)
+    /// This rank's place and the number of ranks (0 of 1 outside a data-parallel job).
+    fn shard(&self) -> (u64, u64) {
+        (self.ranks.as_ref()).map_or((0, 1), |r| (r.rank() as u64, r.size() as u64))
     }
 
+    /// A per-step stream; each rank has its own (rank 0's is the single process's).
+    fn rng(&self, purpose: u64) -> SplitMix64 {
+        let (rank, _) = self.shard();
+        let purpose = mix(purpose) ^ rank.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        SplitMix64::stream(mix(self.config.train.seed ^ purpose), self.step)
+    }
+
+    /// `count` latents: this rank's shard of the step's latents, so that N ranks of `count`
+    /// draw the latents one process with N x `count` would.
     fn latents(&self, purpose: u64, count: usize) -> Tensor<2> {
         let dim = self.config.model.latent_dim();
         let seed = mix(self.config.train.seed ^ mix(purpose));
-        let first = self.step.wrapping_mul(count as u64);
+        let (rank, ranks) = self.shard();
+        let first = (self.step.wrapping_mul(ranks) + rank).wrapping_mul(count as u64);
         let values = latents(seed, first, count, dim);
         Tensor::from_data(TensorData::new(values, [count, dim]), &self.device)
     }
@@ -239,6 +255,7 @@ impl Trainer {
                 learning_rate: t.lr_d * self.lr_scale,
                 gradients: Some(loss.backward()),
                 frozen: &frozen,
+                ranks: self.ranks.as_deref(),
             };
             *discriminator = discriminator.clone().transform(&mut step);
             if t.objective == Objective::WganClip {
@@ -259,6 +276,7 @@ impl Trainer {
                 learning_rate: t.lr_g * self.lr_scale,
                 gradients: Some(loss.backward()),
                 frozen: &[],
+                ranks: self.ranks.as_deref(),
             };
             *generator = generator.clone().transform(&mut step);
             self.update_ema();
@@ -281,7 +299,10 @@ impl Trainer {
             ("kl", kl.detach()),
         ];
         let gradients = loss.backward();
-        let grads = burn::optim::GradientsParams::from_grads(gradients, vae);
+        let mut grads = burn::optim::GradientsParams::from_grads(gradients, vae);
+        if let Some(ranks) = self.ranks.as_deref() {
+            grads = average_gradients(vae, grads, ranks);
+        }
         *vae = optimizer.step(t.lr_g * self.lr_scale, vae.clone(), grads);
         self.update_ema();
         StepLosses(out)

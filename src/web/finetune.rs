@@ -9,20 +9,24 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::{portraits, to_js, with_state};
-use crate::data::{Batches, Dataset, Fit, Range, decode_image};
+use crate::data::{Dataset, Fit, decode_image};
 use crate::latent;
+use crate::train::card::training_note;
 use crate::train::checkpoint::{self, RunInfo};
-use crate::train::params::{Values, read_values};
+use crate::train::run::{Clock, MemoryStore, Silent};
 use crate::train::{Trainer, finetune_config, finetune_steps, transfer};
 use crate::weights::{Header, ModelFile};
 
-/// The run in progress: its trainer on the page's device, the visitor's pictures, its length.
-struct Run {
-    trainer: Trainer,
-    dataset: Dataset,
-    batches: Batches,
-    total_steps: u64,
-    info: RunInfo,
+/// The run in progress: the library's run loop on the page's device, kept in memory.
+type Run = crate::train::run::Run<MemoryStore>;
+
+/// The page's clock: seconds since 1970 (only differences are read).
+struct PageClock;
+
+impl Clock for PageClock {
+    fn seconds(&self) -> f64 {
+        js_sys::Date::now() / 1000.0
+    }
 }
 
 thread_local! {
@@ -108,7 +112,7 @@ pub fn fine_tune_start(
         started_from: Some(options.source),
         ..RunInfo::default()
     };
-    let run = new_run(started.trainer, dataset, total_steps, info);
+    let run = new_run(started.trainer, dataset, total_steps, info)?;
     let reply = to_js(&status(&run, Some(started.pretrained_discriminator)));
     RUN.with_borrow_mut(|r| *r = Some(run));
     reply
@@ -124,21 +128,26 @@ fn dataset(pixels: Vec<u8>, size: usize) -> Result<Dataset, JsError> {
     Ok(Dataset::new(pixels, size))
 }
 
-fn new_run(trainer: Trainer, dataset: Dataset, total_steps: u64, info: RunInfo) -> Run {
-    let t = &trainer.config.train;
-    let batches = Batches {
-        count: dataset.count,
-        batch_size: t.batch_size.min(dataset.count),
-        seed: t.seed,
-        flip: t.flip,
-    };
-    Run {
+/// The loop of `trainer` on the pictures, all its steps' losses read back at the end of each
+/// call (one round trip to a GPU per call), with a copy of the start to roll back to.
+fn new_run(
+    trainer: Trainer,
+    dataset: Dataset,
+    total_steps: u64,
+    info: RunInfo,
+) -> Result<Run, JsError> {
+    let store = MemoryStore::default();
+    let mut run = Run::new(
         trainer,
-        dataset,
-        batches,
-        total_steps,
         info,
-    }
+        dataset,
+        Some(total_steps),
+        store,
+        Box::new(PageClock),
+    )
+    .with_steps_per_read(u64::MAX);
+    run.checkpoint().map_err(error)?;
+    Ok(run)
 }
 
 /// Up to `count` steps (fewer at the end of the run); every step's losses, read back at once.
@@ -148,69 +157,27 @@ struct Progress {
     step: u64,
     total_steps: u64,
     names: Vec<&'static str>,
-    /// One row per step, in `names` order.
+    /// One row per step, in `names` order (NaN for a term the step skipped).
     losses: Vec<Vec<f32>>,
-    /// A loss turned NaN/Inf: the run stopped (its last saved state is intact).
-    diverged: bool,
+    /// A loss turned NaN/Inf and the run went back to this step (its rows past it are void),
+    /// with lower learning rates.
+    rolled_back_to: Option<u64>,
 }
 
 /// Runs up to `count` training steps.
 #[wasm_bindgen(js_name = fineTuneStep)]
 pub async fn fine_tune_step(count: u32) -> Result<JsValue, JsError> {
     let mut run = take_run()?;
-    let result = steps(&mut run, count).await;
-    RUN.with_borrow_mut(|r| *r = Some(run));
-    to_js(&result?)
-}
-
-async fn steps(run: &mut Run, count: u32) -> Result<Progress, JsError> {
-    let device = run.trainer.device().clone();
-    let mut names = Vec::new();
-    let mut values = Vec::new();
-    // Which values are real losses rather than placeholders for a term a step skipped.
-    let mut present = Vec::new();
-    let mut rows = 0;
-    while rows < count as u64 && run.trainer.step < run.total_steps {
-        let (indices, flips) = run.batches.at(run.trainer.step);
-        let real = run
-            .dataset
-            .batch(&indices, &flips, Range::MinusOneToOne, &device);
-        let losses = run.trainer.train_step(real).0;
-        if names.is_empty() {
-            names = losses.iter().map(|(name, _)| *name).collect();
-        }
-        // Steps that skip a network (n_critic, d_every) report fewer terms: keep full rows.
-        for name in &names {
-            let value = losses
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.clone());
-            present.push(value.is_some());
-            values
-                .push(value.unwrap_or_else(|| burn::tensor::Tensor::full([1], f32::NAN, &device)));
-        }
-        rows += 1;
-    }
-    // One read-back for every loss of every step (each a 1-element tensor).
-    let flat: Vec<f32> = read_values(Values(values))
-        .await
-        .map_err(|e| JsError::new(&e))?
-        .concat();
-    let losses: Vec<Vec<f32>> = flat
-        .chunks(names.len().max(1))
-        .map(<[f32]>::to_vec)
-        .collect();
-    let diverged = (flat.iter().zip(&present)).any(|(v, real)| *real && !v.is_finite());
-    if diverged {
-        run.total_steps = run.trainer.step;
-    }
-    Ok(Progress {
+    let result = run.advance(count as u64, &mut Silent).await;
+    let progress = result.map(|advance| Progress {
         step: run.trainer.step,
         total_steps: run.total_steps,
-        names,
-        losses,
-        diverged,
-    })
+        names: run.loss_names(),
+        losses: advance.rows,
+        rolled_back_to: advance.rolled_back_to,
+    });
+    RUN.with_borrow_mut(|r| *r = Some(run));
+    to_js(&progress.map_err(error)?)
 }
 
 /// Portraits `0..count` of `seed` from the run's current generator (its moving average).
@@ -247,7 +214,7 @@ pub fn fine_tune_resume(
     let device = with_state(|s| s.device.clone())?.autodiff();
     let (trainer, info) = checkpoint::decode(state, &device).map_err(error)?;
     let dataset = dataset(pixels, trainer.config.model.image_size())?;
-    let run = new_run(trainer, dataset, total_steps, info);
+    let run = new_run(trainer, dataset, total_steps, info)?;
     let reply = to_js(&status(&run, None));
     RUN.with_borrow_mut(|r| *r = Some(run));
     reply
@@ -259,22 +226,13 @@ pub fn fine_tune_resume(
 pub fn export_model(state: &[u8], name: String) -> Result<Vec<u8>, JsError> {
     let (trainer, info) =
         checkpoint::decode(state, &burn::tensor::Device::flex().autodiff()).map_err(error)?;
-    let t = &trainer.config.train;
     let mut header = Header::new(trainer.config.model.clone());
     header.dataset = info.dataset.clone();
     header.steps = trainer.step;
     header.created = String::from(js_sys::Date::new_0().to_iso_string());
     header.notes = format!(
-        "{name}: fine-tuned in the browser from {} on {}: {} steps of batch {}, learning rate {}, \
-         FreezeD {}, DiffAugment {:?}, generator EMA {}.",
-        info.started_from.as_deref().unwrap_or("a model"),
-        info.dataset,
-        trainer.step,
-        t.batch_size,
-        t.lr_g,
-        t.freeze_d,
-        t.augment,
-        t.ema_decay
+        "{name}: {}",
+        training_note(&trainer, &info, "in the browser")
     );
     let (bytes, _) = checkpoint::model_file(&trainer, header).map_err(error)?;
     Ok(bytes)

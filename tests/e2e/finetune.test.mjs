@@ -123,7 +123,7 @@ async function fineTuneFlow({ webgpu, query, shot, steps }) {
     await page.waitForFunction(() => /kept as “e2e tuned”/.test(document.getElementById("tune-status").textContent), null, { timeout: TIMEOUT });
     await page.waitForFunction(() => document.getElementById("model").value === "mine:e2e tuned" && document.getElementById("grid").dataset.drawn === "16"
       && document.body.dataset.busy === "false", null, { timeout: TIMEOUT });
-    assert.match(await page.textContent("#card"), /fine-tuned in the browser from tiny\.safetensors on 20 pictures/);
+    assert.match(await page.textContent("#card"), /Fine-tuned from tiny\.safetensors in the browser on 20 pictures/);
     const grid = await canvasPixels(page, "grid");
 
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#tune-models button:has-text('Export')")]);

@@ -3,6 +3,9 @@
 #[cfg(feature = "native")]
 mod cli;
 mod data;
+mod data_parallel;
+#[cfg(feature = "distributed")]
+mod distributed;
 #[cfg(feature = "native")]
 mod eval_cli;
 mod fid_math;

@@ -12,6 +12,7 @@ use retrato::eval::scores::{ScoreOptions, score};
 use retrato::eval::stats::frechet_distance_of_features;
 use retrato::train::Trainer;
 use retrato::train::config::RunOptions;
+use retrato::train::run::Evaluator;
 use retrato::weights::Evaluation;
 
 use crate::cli::eval::sets::{Set, read_set};
@@ -27,7 +28,7 @@ pub struct FidProbe {
     floor: Option<f64>,
     floor_set: String,
     /// Seconds one measurement is expected to take (timed on a few portraits at open).
-    pub estimated_seconds: f64,
+    estimated_seconds: f64,
 }
 
 /// Portraits timed at open to estimate a measurement's duration.
@@ -108,7 +109,7 @@ impl FidProbe {
     }
 
     /// FID and the rest of `eval fid`'s numbers for the trainer's sampling generator now.
-    pub fn measure(&self, trainer: &Trainer) -> Result<Evaluation> {
+    fn evaluate(&self, trainer: &Trainer) -> Result<Evaluation> {
         let generator = trainer.sampling_generator();
         let device = generator.device();
         let (pixels, size) =
@@ -133,6 +134,16 @@ impl FidProbe {
             floor_set: Some(self.floor_set.clone()),
             measured: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         })
+    }
+}
+
+impl Evaluator for FidProbe {
+    fn estimated_seconds(&self) -> f64 {
+        self.estimated_seconds
+    }
+
+    fn measure(&self, trainer: &Trainer) -> Result<Evaluation, String> {
+        self.evaluate(trainer).map_err(|e| format!("{e:#}"))
     }
 }
 

@@ -2,8 +2,6 @@
 //! grids, atomic checkpoints, exact resume and divergence rollback.
 
 mod fid;
-mod metrics;
-mod plot;
 mod run;
 
 use std::path::{Path, PathBuf};

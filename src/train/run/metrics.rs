@@ -39,7 +39,7 @@ impl Metrics {
         }
         let mut text = kept.join("\n");
         text.push('\n');
-        retrato::atomic::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::msg)?;
+        crate::atomic::write_atomic(path, text.as_bytes()).map_err(anyhow::Error::msg)?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)

@@ -74,7 +74,7 @@ pub fn draw(path: &Path, names: &[String], rows: &[Row]) -> Result<()> {
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     let image = image::RgbImage::from_raw(w, h, buffer).expect("buffer matches size");
-    retrato::atomic::write_atomic(path, &retrato::image_grid::png_bytes(&image))
+    crate::atomic::write_atomic(path, &crate::image_grid::png_bytes(&image))
         .map_err(anyhow::Error::msg)
 }
 
