@@ -17,9 +17,9 @@ use retrato::train::checkpoint::sampling_prefix;
 use retrato::weights::{DISCRIMINATOR_PREFIX, Header, Part, Storage};
 
 use super::device::DeviceChoice;
-use super::eval::sets::{Set, read_set};
 use super::files::{load_model, write_atomic};
 use super::sample::write_npy;
+use retrato::eval::sets::{Set, read_set};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -211,14 +211,10 @@ fn read_discriminator(
     match &args.discriminator {
         Some(path) => {
             let d_file = load_model(path)?;
-            if d_file.header.model != file.header.model {
-                bail!(
-                    "{}: a discriminator for another architecture than {}",
-                    path.display(),
-                    args.model.display()
-                );
-            }
-            Ok(Some(from(path, &d_file)?))
+            let d = d_file.discriminator_for(file, device);
+            Ok(Some(d.map_err(|e| {
+                anyhow::anyhow!("{}: {e} ({})", path.display(), args.model.display())
+            })?))
         }
         None if file.has_part(DISCRIMINATOR_PREFIX) => Ok(Some(from(&args.model, file)?)),
         None => Ok(None),

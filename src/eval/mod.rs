@@ -5,7 +5,11 @@
 pub mod extractor;
 pub mod inception;
 pub mod neighbours;
+#[cfg(feature = "native")]
+pub mod probe;
 pub mod scores;
+#[cfg(feature = "native")]
+pub mod sets;
 pub mod stats;
 
 use burn::tensor::{Device, Tensor, TensorData};

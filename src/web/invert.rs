@@ -200,14 +200,8 @@ fn read_discriminator(
     device: &burn::tensor::Device,
 ) -> Result<Discriminator, JsError> {
     let d_file = ModelFile::from_bytes(bytes).map_err(error)?;
-    if d_file.header.model != file.header.model {
-        return Err(JsError::new(
-            "the discriminator file is for another architecture than the model",
-        ));
-    }
-    d_file
-        .discriminator(device)
-        .map_err(|e| JsError::new(&format!("the model's discriminator: {e}")))
+    (d_file.discriminator_for(file, device))
+        .map_err(|e| JsError::new(&format!("the model's discriminator file: {e}")))
 }
 
 fn error(e: impl ToString) -> JsError {

@@ -44,6 +44,8 @@ pub enum WeightsError {
     NotAModel(String),
     #[error("tensor '{tensor}' holds {value}, which f16 cannot store: save as f32")]
     F16Overflow { tensor: String, value: f32 },
+    #[error("it is a discriminator for another architecture than the model's")]
+    OtherArchitecture,
     #[error("cannot read it: {0}")]
     Io(String),
     #[error("internal error while loading: {0}")]

@@ -321,6 +321,20 @@ impl ModelFile {
         })
     }
 
+    /// The discriminator this file holds for `model`'s generator (a file of the page's
+    /// `NAME.discriminator.safetensors` kind), refused when it was trained for another
+    /// architecture.
+    pub fn discriminator_for(
+        &self,
+        model: &ModelFile,
+        device: &Device,
+    ) -> Result<Discriminator, WeightsError> {
+        if self.header.model != model.header.model {
+            return Err(WeightsError::OtherArchitecture);
+        }
+        self.discriminator(device)
+    }
+
     /// Whether the file holds tensors under `prefix` (e.g. a discriminator in a checkpoint).
     pub fn has_part(&self, prefix: &str) -> bool {
         self.tensors.keys().any(|k| k.starts_with(prefix))

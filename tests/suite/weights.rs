@@ -137,6 +137,38 @@ fn discriminator_and_encoder_parts_are_stored_beside_the_generator() {
 }
 
 #[test]
+fn a_discriminator_file_is_refused_for_another_architecture() {
+    let config = small_configs()[0].clone();
+    let ModelConfig::Dcgan(dcgan) = &config else {
+        unreachable!()
+    };
+    let file_of = |model: &ModelConfig| {
+        let generator = model.init_generator(&device());
+        let part = Part::generator(&generator, model).unwrap();
+        ModelFile::from_bytes(&weights::encode(&Header::new(model.clone()), &[part]).unwrap())
+            .unwrap()
+    };
+    let d_file = {
+        let discriminator = dcgan.init_discriminator(&device());
+        let part = Part::of(&discriminator, "discriminator.").unwrap();
+        ModelFile::from_bytes(&weights::encode(&Header::new(config.clone()), &[part]).unwrap())
+            .unwrap()
+    };
+    d_file
+        .discriminator_for(&file_of(&config), &device())
+        .unwrap();
+    let mut wider = dcgan.clone();
+    wider.d_width *= 2;
+    let other = file_of(&ModelConfig::Dcgan(wider));
+    let refused = d_file.discriminator_for(&other, &device()).unwrap_err();
+    assert!(
+        matches!(refused, WeightsError::OtherArchitecture),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("another architecture"));
+}
+
+#[test]
 fn tensor_names_follow_pytorch() {
     let file = ModelFile::from_bytes(&dcgan_bytes()).unwrap();
     let names: Vec<&str> = file.tensor_names().collect();

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use retrato::eval::extractor::features_npy;
 
 use super::NetworkArgs;
-use super::sets::{ImageSet, Set};
 use crate::cli::files::write_atomic;
+use retrato::eval::sets::{ImageSet, Set};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,7 +25,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let extractor = args.network.extractor()?;
-    let (pixels, size) = super::sets::read_images(&args.images)?;
+    let (pixels, size) = retrato::eval::sets::read_images(&args.images)?;
     let available = pixels.len() / (size * size * 3);
     if args.n == 0 || args.n > available {
         bail!(
@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<()> {
         size,
         real: false,
     });
-    let features = set.features(&extractor)?;
+    let features = crate::cli::eval::features(set, &extractor)?;
     let seconds = start.elapsed().as_secs_f64();
     write_atomic(&args.out, &features_npy(&features.values))?;
     println!(

@@ -12,8 +12,8 @@ use retrato::eval::stats::frechet_distance_of_features;
 use retrato::weights::{Evaluation, replace_header};
 
 use super::NetworkArgs;
-use super::sets::{Features, Set, generate, read_set};
 use crate::cli::files::{load_model, write_atomic};
+use retrato::eval::sets::{Features, Set, generate, read_set};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,9 +79,11 @@ pub fn run(args: Args) -> Result<()> {
         _ => bail!("give either --real A --real B, or --model G --ref R"),
     };
     let start = Instant::now();
-    let fa = a.features(&extractor)?;
-    let fb = b.features(&extractor)?;
-    let floor = floor.map(|f| f.features(&extractor)).transpose()?;
+    let fa = crate::cli::eval::features(a, &extractor)?;
+    let fb = crate::cli::eval::features(b, &extractor)?;
+    let floor = floor
+        .map(|f| crate::cli::eval::features(f, &extractor))
+        .transpose()?;
     let feature_seconds = start.elapsed().as_secs_f64();
     let options = ScoreOptions {
         k: args.k,

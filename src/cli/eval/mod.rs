@@ -6,7 +6,6 @@
 mod features;
 mod fid;
 mod nearest;
-pub(crate) mod sets;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use retrato::eval::extractor::Extractor;
+use retrato::eval::sets::{Features, Set};
 
 use super::device::DeviceChoice;
 
@@ -71,6 +71,22 @@ impl NetworkArgs {
 
 /// A bar on stderr for `len` images through Inception (hidden when stderr is not a
 /// terminal, so logs and `--json` stay clean).
+/// A set's Inception features, with a progress bar while they are computed.
+pub(crate) fn features(set: Set, extractor: &Extractor) -> Result<Features> {
+    let bar = progress_bar(set.count(), &short(set.label()));
+    let features = set.features(extractor, &mut |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    features
+}
+
+/// The file name part of a label, for progress bars.
+fn short(label: &str) -> String {
+    let name = label.split(" (").next().unwrap_or(label);
+    std::path::Path::new(name)
+        .file_name()
+        .map_or(name.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
 pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();

@@ -11,8 +11,8 @@ use retrato::eval::neighbours::nearest;
 use retrato::image_grid::{grid, png_bytes};
 
 use super::NetworkArgs;
-use super::sets::{ImageSet, Set, generate, read_set};
 use crate::cli::files::write_atomic;
+use retrato::eval::sets::{ImageSet, Set, generate, read_set};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,8 +65,9 @@ pub fn run(args: Args) -> Result<()> {
             args.train.display()
         );
     };
-    let train_features = Set::Images(clone_set(&train)).features(&extractor)?;
-    let portrait_features = Set::Images(clone_set(&portraits)).features(&extractor)?;
+    let train_features = crate::cli::eval::features(Set::Images(clone_set(&train)), &extractor)?;
+    let portrait_features =
+        crate::cli::eval::features(Set::Images(clone_set(&portraits)), &extractor)?;
     let found = nearest(
         &portrait_features.values,
         &train_features.values,
@@ -106,7 +107,8 @@ pub fn run(args: Args) -> Result<()> {
         summary(&mut distances)
     );
     if let Some(reference) = &args.reference {
-        let held_out = read_set(reference, args.size, None)?.features(&extractor)?;
+        let held_out =
+            crate::cli::eval::features(read_set(reference, args.size, None)?, &extractor)?;
         let found = nearest(&held_out.values, &train_features.values, FEATURES, 1);
         let mut real: Vec<f64> = found.iter().map(|row| row[0].1).collect();
         println!(

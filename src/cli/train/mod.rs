@@ -1,7 +1,6 @@
 //! `retrato train`: a full training run from a preset, with progress, logs, plots, sample
 //! grids, atomic checkpoints, exact resume and divergence rollback.
 
-mod fid;
 mod run;
 
 use std::path::{Path, PathBuf};

@@ -19,9 +19,9 @@ use retrato::train::run::{Event, MemoryStore, Observer, Ranked, Run, Stop, TimeB
 use retrato::train::{TrainConfig, Trainer, transfer};
 use retrato::weights::Storage;
 
-use super::fid::FidProbe;
 use super::{Args, Source, resolve_config};
 use crate::cli::data::read_training_set;
+use retrato::eval::probe::FidProbe;
 
 /// Plain progress lines (when stdout is not a terminal) at most this often.
 const LOG_EVERY_SECONDS: f64 = 15.0;
@@ -69,7 +69,13 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         crate::cli::ranks::check_batch(ranks.size(), t.batch_size.min(dataset.count))?;
     }
     let probe = match rank {
-        0 => FidProbe::open(&trainer.config.run, &dataset, &args.data, &trainer)?,
+        0 => FidProbe::open(
+            &trainer.config.run,
+            &dataset,
+            &args.data,
+            &trainer,
+            &mut |line| println!("{line}"),
+        )?,
         _ => None,
     };
     if rank == 0 {
@@ -204,20 +210,9 @@ fn starting_point(
     device: &Device,
 ) -> Result<(Trainer, RunInfo)> {
     let out = &args.out;
-    let existing = RunFolder::checkpoints(out);
     let Some(config) = config else {
-        let latest = match (args.resume.clone().flatten(), existing.last()) {
-            (Some(_), Some(_)) => bail!(
-                "{}: already holds a run; continue it with --resume (no file), or choose another --out",
-                out.display()
-            ),
-            (Some(file), None) => file,
-            (None, Some(latest)) => latest.clone(),
-            (None, None) => bail!(
-                "{}: no checkpoint to resume from",
-                out.join("checkpoints").display()
-            ),
-        };
+        let latest =
+            RunFolder::resume_point(out, args.resume.clone().flatten()).map_err(|e| anyhow!(e))?;
         let (mut trainer, info) = load_checkpoint(&latest, device)?;
         let config = resolve_config(args, Some(&trainer.config), None)?;
         if config.model != trainer.config.model {
@@ -232,12 +227,7 @@ fn starting_point(
         );
         return Ok((trainer, info));
     };
-    if !existing.is_empty() {
-        bail!(
-            "{}: already holds a run; pass --resume to continue it, or choose another --out",
-            out.display()
-        );
-    }
+    RunFolder::check_empty(out).map_err(|e| anyhow!(e))?;
     let mut info = RunInfo::default();
     let trainer = match (source, &args.from) {
         (Some(source), Some(path)) => {

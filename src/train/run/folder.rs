@@ -60,6 +60,34 @@ impl RunFolder {
         })
     }
 
+    /// The checkpoint a resumed run in `dir` continues from: `file` when given (a run
+    /// continued in a new folder), else the folder's newest; refused when both or neither.
+    pub fn resume_point(dir: &Path, file: Option<PathBuf>) -> Result<PathBuf, String> {
+        match (file, Self::checkpoints(dir).pop()) {
+            (Some(_), Some(_)) => Err(format!(
+                "{}: already holds a run; continue it with --resume (no file), or choose another --out",
+                dir.display()
+            )),
+            (Some(file), None) => Ok(file),
+            (None, Some(latest)) => Ok(latest),
+            (None, None) => Err(format!(
+                "{}: no checkpoint to resume from",
+                dir.join("checkpoints").display()
+            )),
+        }
+    }
+
+    /// Refuses to start a new run in a folder that holds one.
+    pub fn check_empty(dir: &Path) -> Result<(), String> {
+        match Self::checkpoints(dir).is_empty() {
+            true => Ok(()),
+            false => Err(format!(
+                "{}: already holds a run; pass --resume to continue it, or choose another --out",
+                dir.display()
+            )),
+        }
+    }
+
     fn checkpoint_dir(&self) -> PathBuf {
         self.dir.join("checkpoints")
     }

@@ -1,21 +1,21 @@
-//! FID during training (`run.fid_epochs`): portraits 0..n of a fixed seed from the sampling
+//! FID during training, as the run loop's [`Evaluator`] (`run.fid_epochs`): portraits 0..n of a fixed seed from the sampling
 //! generator against a held-out reference set, with the real-vs-real floor (as many
 //! training images against the same reference) measured once at the start.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use retrato::data::Dataset;
-use retrato::eval::extractor::Extractor;
-use retrato::eval::inception::FEATURES;
-use retrato::eval::scores::{ScoreOptions, score};
-use retrato::eval::stats::frechet_distance_of_features;
-use retrato::train::Trainer;
-use retrato::train::config::RunOptions;
-use retrato::train::run::Evaluator;
-use retrato::weights::Evaluation;
 
-use crate::cli::eval::sets::{Set, read_set};
+use super::extractor::Extractor;
+use super::inception::FEATURES;
+use super::scores::{ScoreOptions, score};
+use super::sets::{ImageSet, Set, read_set};
+use super::stats::frechet_distance_of_features;
+use crate::data::Dataset;
+use crate::train::Trainer;
+use crate::train::config::RunOptions;
+use crate::train::run::Evaluator;
+use crate::weights::Evaluation;
 
 /// Seed of the portraits behind every FID of a run (the same ones each time).
 pub const FID_SEED: u64 = 0;
@@ -36,12 +36,14 @@ const TIMED_PORTRAITS: usize = 16;
 
 impl FidProbe {
     /// None when the run measures no FID; reads (or computes once, then caches) the
-    /// reference's and the floor's features.
+    /// reference's and the floor's features. `say` is told what a person should know (why
+    /// there is no FID, or how it will be measured).
     pub fn open(
         run: &RunOptions,
         train: &Dataset,
         data: &Path,
         trainer: &Trainer,
+        say: &mut dyn FnMut(String),
     ) -> Result<Option<Self>> {
         if run.fid_epochs == 0 {
             return Ok(None);
@@ -53,48 +55,48 @@ impl FidProbe {
             ("run.fid_inception", &run.fid_inception),
         ] {
             if !Path::new(file).exists() {
-                println!(
+                say(format!(
                     "note: no FID during this run: {key} {file} does not exist (set it, or --set run.fid_epochs=0 to silence this)"
-                );
+                ));
                 return Ok(None);
             }
         }
         let device = trainer.device().clone().inner();
-        let cache = retrato::data::cache::default_cache_dir().join("features");
+        let cache = crate::data::cache::default_cache_dir().join("features");
         let extractor = Extractor::open(Path::new(&run.fid_inception), Some(cache), 16, &device)
             .map_err(anyhow::Error::msg)
             .context("run.fid_inception")?;
         let path = Path::new(&run.fid_reference);
         let reference = read_set(path, train.size, None)
             .context("run.fid_reference")?
-            .features(&extractor)?;
+            .features(&extractor, &mut |_| {})?;
         let n = run.fid_images.min(reference.count()).min(train.count);
         if n < run.fid_images {
-            println!(
+            say(format!(
                 "note: FID on {n} images (run.fid_images = {}, but the reference or the training set holds fewer)",
                 run.fid_images
-            );
+            ));
         }
         let mut reference = reference.values;
         reference.truncate(n * FEATURES);
         let per_image = train.size * train.size * 3;
-        let floor_set = crate::cli::eval::sets::ImageSet {
+        let floor_set = ImageSet {
             label: format!("{} (first {n})", data.display()),
             pixels: train.pixels[..n * per_image].to_vec(),
             size: train.size,
             real: true,
         };
-        let floor_features = Set::Images(floor_set).features(&extractor)?;
+        let floor_features = Set::Images(floor_set).features(&extractor, &mut |_| {})?;
         let floor = frechet_distance_of_features(&floor_features.values, &reference, FEATURES)
             .map_err(anyhow::Error::msg)?;
         let reference_name = path.file_name().map_or(run.fid_reference.clone(), |f| {
             f.to_string_lossy().into_owned()
         });
         let estimated_seconds = estimate_seconds(&extractor, trainer, n)?;
-        println!(
+        say(format!(
             "FID every {} epochs: {n} portraits against {reference_name}; real-vs-real floor {floor:.2}; ~{:.0} s each",
             run.fid_epochs, estimated_seconds
-        );
+        ));
         Ok(Some(Self {
             estimated_seconds,
             extractor,
@@ -112,8 +114,7 @@ impl FidProbe {
     fn evaluate(&self, trainer: &Trainer) -> Result<Evaluation> {
         let generator = trainer.sampling_generator();
         let device = generator.device();
-        let (pixels, size) =
-            retrato::sample::portrait_pixels(&generator, FID_SEED, self.n, &device);
+        let (pixels, size) = crate::sample::portrait_pixels(&generator, FID_SEED, self.n, &device);
         let portraits = self
             .extractor
             .features(&pixels, size, &mut |_| {})
@@ -154,7 +155,7 @@ fn estimate_seconds(extractor: &Extractor, trainer: &Trainer, n: usize) -> Resul
     let generator = trainer.sampling_generator();
     let count = TIMED_PORTRAITS.min(n);
     let (pixels, size) =
-        retrato::sample::portrait_pixels(&generator, FID_SEED, count, &generator.device());
+        crate::sample::portrait_pixels(&generator, FID_SEED, count, &generator.device());
     extractor
         .features(&pixels, size, &mut |_| {})
         .map_err(anyhow::Error::msg)?;

@@ -1,15 +1,14 @@
-//! The image sets `eval` compares: uint8 `.npy` files, folders and archives (the training
+//! The image sets `retrato eval` compares: uint8 `.npy` files, folders and archives (the training
 //! reader), features computed before, and a model's portraits.
 
 use std::path::Path;
 
+use crate::data::cache::read_npy_u8;
+use crate::eval::extractor::Extractor;
+use crate::eval::inception::FEATURES;
+use crate::weights::ModelFile;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use retrato::data::cache::read_npy_u8;
-use retrato::eval::extractor::Extractor;
-use retrato::eval::inception::FEATURES;
-
-use super::progress_bar;
 
 /// An image set's pixels (N×size×size×3) and where they came from.
 pub struct ImageSet {
@@ -65,8 +64,28 @@ impl Features {
 }
 
 impl Set {
-    /// Features of the set: given, cached (real images) or computed with a progress bar.
-    pub fn features(self, extractor: &Extractor) -> Result<Features> {
+    /// How many images (or feature rows) the set holds.
+    pub fn count(&self) -> usize {
+        match self {
+            Set::Images(images) => images.count(),
+            Set::Features { values, .. } => values.len() / FEATURES,
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        match self {
+            Set::Images(images) => &images.label,
+            Set::Features { label, .. } => label,
+        }
+    }
+
+    /// Features of the set: given, cached (real images) or computed, `progress` told how many
+    /// images are done.
+    pub fn features(
+        self,
+        extractor: &Extractor,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Features> {
         let images = match self {
             Set::Features { label, values } => {
                 return Ok(Features {
@@ -77,37 +96,26 @@ impl Set {
             }
             Set::Images(images) => images,
         };
-        let bar = progress_bar(images.count(), &short(&images.label));
-        let mut progress = |done: usize| bar.set_position(done as u64);
         let (values, computed) = match images.real {
             true => {
                 let (values, cached) = extractor
-                    .cached_features(&images.pixels, images.size, &mut progress)
+                    .cached_features(&images.pixels, images.size, progress)
                     .map_err(anyhow::Error::msg)?;
                 (values, if cached { 0 } else { images.count() })
             }
             false => (
                 extractor
-                    .features(&images.pixels, images.size, &mut progress)
+                    .features(&images.pixels, images.size, progress)
                     .map_err(anyhow::Error::msg)?,
                 images.count(),
             ),
         };
-        bar.finish_and_clear();
         Ok(Features {
             label: images.label,
             values,
             computed,
         })
     }
-}
-
-/// The file name part of a label, for progress bars.
-fn short(label: &str) -> String {
-    let name = label.split(" (").next().unwrap_or(label);
-    Path::new(name)
-        .file_name()
-        .map_or(name.to_string(), |f| f.to_string_lossy().into_owned())
 }
 
 /// The first `n` images (or feature rows) of a set; `n` = None takes them all.
@@ -143,8 +151,8 @@ pub fn read_set(path: &Path, size: usize, n: Option<usize>) -> Result<Set> {
         let n = n.unwrap_or(set.count());
         return Ok(Set::Images(set.first(n)?));
     }
-    let cache = retrato::data::cache::default_cache_dir();
-    let loaded = retrato::data::cache::load(path, size, retrato::data::Fit::Crop, Some(&cache))
+    let cache = crate::data::cache::default_cache_dir();
+    let loaded = crate::data::cache::load(path, size, crate::data::Fit::Crop, Some(&cache))
         .map_err(anyhow::Error::msg)?;
     let set = ImageSet {
         label,
@@ -158,8 +166,9 @@ pub fn read_set(path: &Path, size: usize, n: Option<usize>) -> Result<Set> {
 
 /// Portraits 0..n of `seed` from a model file, as uint8 pixels (what a PNG of them holds).
 pub fn generate(path: &Path, n: usize, seed: u64, device: &Device) -> Result<ImageSet> {
-    let generator = super::super::files::load_model(path)?.generator(device)?;
-    let (pixels, size) = retrato::sample::portrait_pixels(&generator, seed, n, device);
+    let file = ModelFile::from_path(path).with_context(|| path.display().to_string())?;
+    let generator = (file.generator(device)).with_context(|| path.display().to_string())?;
+    let (pixels, size) = crate::sample::portrait_pixels(&generator, seed, n, device);
     Ok(ImageSet {
         label: format!("{} (portraits 0..{n} of seed {seed})", path.display()),
         pixels,
