@@ -6,6 +6,8 @@
 //! memory in the page), what time it is ([`Clock`]), how FID is measured ([`Evaluator`]) and
 //! what a person sees ([`Observer`]) belong to the door.
 
+mod doors;
+mod stop;
 pub mod store;
 
 #[cfg(feature = "native")]
@@ -17,6 +19,9 @@ pub mod plot;
 
 use burn::tensor::Tensor;
 
+pub use doors::{Clock, Evaluator, Event, Observer, Silent};
+use stop::Agreed;
+pub use stop::{Limits, Stop, TimeBox};
 pub use store::{MemoryStore, Ranked, RunStore};
 
 use super::Trainer;
@@ -28,122 +33,6 @@ use super::params::{Values, read_values};
 use crate::data::{Batches, Dataset, Range};
 use crate::weights::Evaluation;
 
-/// Seconds since some fixed origin (natively the command's start).
-pub trait Clock {
-    fn seconds(&self) -> f64;
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl Clock for std::time::Instant {
-    fn seconds(&self) -> f64 {
-        self.elapsed().as_secs_f64()
-    }
-}
-
-/// FID during training (`run.fid_epochs`), measured the door's way.
-pub trait Evaluator {
-    /// How long one measurement is expected to take, for the time box.
-    fn estimated_seconds(&self) -> f64;
-    fn measure(&self, trainer: &Trainer) -> Result<Evaluation, String>;
-}
-
-/// What the loop tells a person, and whether they asked it to stop.
-pub trait Observer {
-    fn event(&mut self, event: Event);
-    fn interrupted(&self) -> bool {
-        false
-    }
-}
-
-/// A door that shows nothing (the page reads [`Advance`] instead).
-pub struct Silent;
-
-impl Observer for Silent {
-    fn event(&mut self, _: Event) {}
-}
-
-pub enum Event {
-    /// After every chunk of steps.
-    Progress {
-        epoch: u64,
-        step: u64,
-        /// Images per second over this session.
-        rate: f64,
-        /// The latest loss terms, `name=value` joined by spaces.
-        summary: String,
-    },
-    EpochDone {
-        epoch: u64,
-        step: u64,
-        summary: String,
-    },
-    RolledBack {
-        problem: String,
-        step: u64,
-        checkpoint: String,
-        lr_scale: f64,
-    },
-    Fid {
-        step: u64,
-        evaluation: Box<Evaluation>,
-        best: (f64, u64),
-        saved: bool,
-        seconds: f64,
-    },
-}
-
-/// Why the loop stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// Every step of the run's epochs is done.
-    Finished,
-    /// [`Limits::max_steps`].
-    MaxSteps,
-    /// [`Limits::deadline`].
-    Deadline,
-    Interrupted,
-}
-
-/// A decision the ranks of a job share, as one byte (0 for none).
-trait Agreed: Sized {
-    fn code(self) -> u8;
-    fn from_code(code: u8) -> Option<Self>;
-}
-
-impl Agreed for () {
-    fn code(self) -> u8 {
-        1
-    }
-    fn from_code(code: u8) -> Option<Self> {
-        (code == 1).then_some(())
-    }
-}
-
-impl Agreed for Stop {
-    fn code(self) -> u8 {
-        self as u8 + 1
-    }
-    fn from_code(code: u8) -> Option<Self> {
-        [
-            Stop::Finished,
-            Stop::MaxSteps,
-            Stop::Deadline,
-            Stop::Interrupted,
-        ]
-        .get((code as usize).checked_sub(1)?)
-        .copied()
-    }
-}
-
-/// Where a session ends early.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Limits {
-    /// The run's step (all sessions counted) to stop at.
-    pub max_steps: Option<u64>,
-    /// The clock reading to stop training at (the final FID and files come after).
-    pub deadline: Option<f64>,
-}
-
 /// What one [`Run::advance`] did.
 pub struct Advance {
     /// The loss terms of every step done, in [`Run::loss_names`] order (NaN where a step
@@ -153,14 +42,6 @@ pub struct Advance {
     pub rolled_back_to: Option<u64>,
     /// Why the run cannot go on; None when only the call's budget ran out.
     pub stop: Option<Stop>,
-}
-
-/// What a time box does to a run that measures FID.
-pub enum TimeBox {
-    /// No time for the final FID (expected to take `estimate` seconds): it is skipped.
-    NoFinalFid { estimate: f64 },
-    /// Training stops `reserve` seconds before the end, for the final FID and files.
-    FinalFidKept { reserve: f64 },
 }
 
 /// The recorded columns of a run: its loss terms, then FID when it measures one.

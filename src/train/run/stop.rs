@@ -1,0 +1,62 @@
+//! When a run stops: its limits, the reasons, the time box, and the decisions every rank of
+//! a data-parallel job must take alike.
+
+/// Why the loop stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Every step of the run's epochs is done.
+    Finished,
+    /// [`Limits::max_steps`].
+    MaxSteps,
+    /// [`Limits::deadline`].
+    Deadline,
+    Interrupted,
+}
+
+/// A decision the ranks of a job share, as one byte (0 for none).
+pub(super) trait Agreed: Sized {
+    fn code(self) -> u8;
+    fn from_code(code: u8) -> Option<Self>;
+}
+
+impl Agreed for () {
+    fn code(self) -> u8 {
+        1
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        (code == 1).then_some(())
+    }
+}
+
+impl Agreed for Stop {
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        [
+            Stop::Finished,
+            Stop::MaxSteps,
+            Stop::Deadline,
+            Stop::Interrupted,
+        ]
+        .get((code as usize).checked_sub(1)?)
+        .copied()
+    }
+}
+
+/// Where a session ends early.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    /// The run's step (all sessions counted) to stop at.
+    pub max_steps: Option<u64>,
+    /// The clock reading to stop training at (the final FID and files come after).
+    pub deadline: Option<f64>,
+}
+
+/// What a time box does to a run that measures FID.
+pub enum TimeBox {
+    /// No time for the final FID (expected to take `estimate` seconds): it is skipped.
+    NoFinalFid { estimate: f64 },
+    /// Training stops `reserve` seconds before the end, for the final FID and files.
+    FinalFidKept { reserve: f64 },
+}
