@@ -19,8 +19,17 @@ pub fn training_note(trainer: &Trainer, info: &RunInfo, door: &str) -> String {
     let mut recipe = vec![
         format!("objective {objective}"),
         format!("{} steps of batch {}", trainer.step, t.batch_size),
-        format!("learning rate {}", t.lr_g * trainer.lr_scale),
+        format!("learning rate {}", t.lr_g),
     ];
+    if t.lr_decay_end > 0 {
+        recipe.push(format!(
+            "decayed linearly to x{} from step {} to {}",
+            t.lr_decay_final, t.lr_decay_start, t.lr_decay_end
+        ));
+    }
+    if trainer.lr_scale < 1.0 {
+        recipe.push(format!("x{} after divergence rollbacks", trainer.lr_scale));
+    }
     if t.freeze_d > 0 {
         recipe.push(format!("FreezeD {}", t.freeze_d));
     }

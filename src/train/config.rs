@@ -66,6 +66,13 @@ pub struct TrainOptions {
     pub optimizer: OptimizerKind,
     pub lr_g: f64,
     pub lr_d: f64,
+    /// Linear learning-rate decay, for the last stretch of a long run: from step
+    /// `lr_decay_start` both learning rates fall linearly, reaching `lr_decay_final` times
+    /// their value at step `lr_decay_end`, and stay there. `lr_decay_end = 0` keeps them
+    /// constant. A function of the step, so a resumed run continues the same schedule.
+    pub lr_decay_start: u64,
+    pub lr_decay_end: u64,
+    pub lr_decay_final: f64,
     /// Adam's β1 (DCGAN: 0.5) and β2; RMSProp uses `rmsprop_alpha` instead.
     pub beta1: f64,
     pub beta2: f64,
@@ -103,6 +110,18 @@ pub struct TrainOptions {
     pub seed: u64,
 }
 
+impl TrainOptions {
+    /// What both learning rates are multiplied by at `step` (the linear decay; 1 without it).
+    pub fn lr_factor(&self, step: u64) -> f64 {
+        if self.lr_decay_end == 0 || step <= self.lr_decay_start {
+            return 1.0;
+        }
+        let span = (self.lr_decay_end - self.lr_decay_start) as f64;
+        let done = ((step - self.lr_decay_start) as f64 / span).min(1.0);
+        1.0 - done * (1.0 - self.lr_decay_final)
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
@@ -112,6 +131,9 @@ impl Default for TrainOptions {
             optimizer: OptimizerKind::Adam,
             lr_g: 2e-4,
             lr_d: 2e-4,
+            lr_decay_start: 0,
+            lr_decay_end: 0,
+            lr_decay_final: 0.0,
             beta1: 0.5,
             beta2: 0.999,
             rmsprop_alpha: 0.9,
@@ -279,6 +301,20 @@ impl TrainConfig {
         unit("rmsprop_alpha", t.rmsprop_alpha)?;
         unit("label_smoothing", t.label_smoothing)?;
         unit("ema_decay", t.ema_decay)?;
+        if t.lr_decay_end > 0 {
+            if t.lr_decay_end <= t.lr_decay_start {
+                return Err(format!(
+                    "lr_decay_end ({}) must come after lr_decay_start ({})",
+                    t.lr_decay_end, t.lr_decay_start
+                ));
+            }
+            if !(0.0..=1.0).contains(&t.lr_decay_final) {
+                return Err(format!(
+                    "lr_decay_final must be in [0, 1], not {}",
+                    t.lr_decay_final
+                ));
+            }
+        }
         match self.run.lr_backoff > 0.0 && self.run.lr_backoff <= 1.0 {
             true => Ok(()),
             false => Err(format!(

@@ -252,7 +252,7 @@ impl Trainer {
             let frozen = discriminator.lower_layer_ids(t.freeze_d);
             let mut step = OptimizerStep {
                 optimizer: optimizer_d,
-                learning_rate: t.lr_d * self.lr_scale,
+                learning_rate: t.lr_d * self.lr_scale * t.lr_factor(self.step),
                 gradients: Some(loss.backward()),
                 frozen: &frozen,
                 ranks: self.ranks.as_deref(),
@@ -273,7 +273,7 @@ impl Trainer {
             out.push(("g_loss", loss.clone().detach()));
             let mut step = OptimizerStep {
                 optimizer: optimizer_g,
-                learning_rate: t.lr_g * self.lr_scale,
+                learning_rate: t.lr_g * self.lr_scale * t.lr_factor(self.step),
                 gradients: Some(loss.backward()),
                 frozen: &[],
                 ranks: self.ranks.as_deref(),
@@ -303,7 +303,11 @@ impl Trainer {
         if let Some(ranks) = self.ranks.as_deref() {
             grads = average_gradients(vae, grads, ranks);
         }
-        *vae = optimizer.step(t.lr_g * self.lr_scale, vae.clone(), grads);
+        *vae = optimizer.step(
+            t.lr_g * self.lr_scale * t.lr_factor(self.step),
+            vae.clone(),
+            grads,
+        );
         self.update_ema();
         StepLosses(out)
     }

@@ -672,3 +672,53 @@ fn a_transfer_may_change_the_discriminator() {
         .unwrap();
     assert!(refused.contains("discriminator"), "{refused}");
 }
+
+#[test]
+fn the_learning_rate_decays_linearly_and_stops_updates_at_zero() {
+    let options = serde_json::json!({
+        "batch_size": 8, "lr_decay_start": 1, "lr_decay_end": 2, "lr_decay_final": 0.0,
+    });
+    let mut trainer = Trainer::new(config(small_dcgan(), options), &device()).unwrap();
+    let t = trainer.config.train.clone();
+    assert_eq!(t.lr_factor(0), 1.0);
+    assert_eq!(t.lr_factor(1), 1.0);
+    assert_eq!(t.lr_factor(2), 0.0);
+    assert_eq!(t.lr_factor(100), 0.0);
+    let mut halfway = t.clone();
+    (
+        halfway.lr_decay_start,
+        halfway.lr_decay_end,
+        halfway.lr_decay_final,
+    ) = (100, 300, 0.5);
+    assert!((halfway.lr_factor(200) - 0.75).abs() < 1e-12);
+
+    // Steps 0 and 1 train at full rate; from step 2 the rates are 0 and nothing moves.
+    train(&mut trainer, 2);
+    let (g, d) = (generator_values(&trainer), discriminator_values(&trainer));
+    train(&mut trainer, 2);
+    assert_eq!(generator_values(&trainer), g);
+    assert_eq!(discriminator_values(&trainer), d);
+
+    let bad = serde_json::json!({ "model": small_dcgan(), "train": { "lr_decay_start": 5, "lr_decay_end": 5 } });
+    let bad: TrainConfig = serde_json::from_value(bad).unwrap();
+    let refused = bad.validate().unwrap_err();
+    assert!(refused.contains("lr_decay_end"), "{refused}");
+}
+
+/// Each generator convolution's weights, flattened (batch norm's statistics move with
+/// every forward pass, learning rate or not).
+fn generator_values(trainer: &Trainer) -> Vec<Vec<f32>> {
+    let retrato::train::trainer::Networks::Gan { generator, .. } = &trainer.networks else {
+        panic!("a GAN")
+    };
+    let retrato::model::Generator::Dcgan(g) = generator else {
+        panic!("a DCGAN")
+    };
+    let mut values = Vec::new();
+    let mut push = |t: Tensor<4>| values.push(t.into_data().try_to_vec::<f32>().unwrap());
+    for block in &g.blocks {
+        push(block.conv.weight.val());
+    }
+    push(g.to_rgb.weight.val());
+    values
+}
