@@ -51,15 +51,15 @@ pub fn average_gradients<M: Module>(
 ) -> GradientsParams {
     let mut taken = TakeGradients {
         gradients: &mut gradients,
+        ids: Vec::new(),
         flat: Vec::new(),
     };
     module.visit(&mut taken);
-    let flat = taken.flat;
+    let (ids, flat) = (taken.ids, taken.flat);
     if flat.is_empty() {
         return gradients;
     }
     let device = flat[0].device();
-    let lengths: Vec<usize> = flat.iter().map(|t| t.dims()[0]).collect();
     let mut values = Tensor::cat(flat, 0)
         .into_data()
         .convert::<f32>()
@@ -69,16 +69,18 @@ pub fn average_gradients<M: Module>(
     let mut put = PutGradients {
         gradients: &mut gradients,
         values: &values,
-        lengths: lengths.into_iter(),
+        taken: ids.into_iter().peekable(),
         device,
     };
     module.visit(&mut put);
     gradients
 }
 
-/// Removes each trainable parameter's gradient, flattened, in visiting order.
+/// Removes each trainable parameter's gradient, flattened, in visiting order, noting its id
+/// and length.
 struct TakeGradients<'a> {
     gradients: &'a mut GradientsParams,
+    ids: Vec<(ParamId, usize)>,
     flat: Vec<Tensor<1>>,
 }
 
@@ -86,10 +88,8 @@ impl ModuleVisitor for TakeGradients<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(gradient) = self.gradients.remove::<D>(param.id) {
             let count = gradient.shape().num_elements();
+            self.ids.push((param.id, count));
             self.flat.push(gradient.reshape([count]));
-            // Put back at once so that the second pass finds which ids had one.
-            self.gradients
-                .register::<1>(param.id, Tensor::zeros([0], &self.flat[0].device()));
         }
     }
 }
@@ -98,16 +98,15 @@ impl ModuleVisitor for TakeGradients<'_> {
 struct PutGradients<'a> {
     gradients: &'a mut GradientsParams,
     values: &'a [f32],
-    lengths: std::vec::IntoIter<usize>,
+    taken: std::iter::Peekable<std::vec::IntoIter<(ParamId, usize)>>,
     device: Device,
 }
 
 impl ModuleVisitor for PutGradients<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.gradients.remove::<1>(param.id).is_none() {
+        let Some((_, count)) = self.taken.next_if(|(id, _)| *id == param.id) else {
             return;
-        }
-        let count = self.lengths.next().expect("one length per gradient taken");
+        };
         let (head, rest) = self.values.split_at(count);
         self.values = rest;
         let dims = param.val().dims();

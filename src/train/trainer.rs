@@ -149,13 +149,13 @@ impl Trainer {
     }
 
     /// This rank's place and the number of ranks (0 of 1 outside a data-parallel job).
-    fn shard(&self) -> (u64, u64) {
-        (self.ranks.as_ref()).map_or((0, 1), |r| (r.rank() as u64, r.size() as u64))
+    pub fn shard(&self) -> (usize, usize) {
+        (self.ranks.as_ref()).map_or((0, 1), |r| (r.rank(), r.size()))
     }
 
     /// A per-step stream; each rank has its own (rank 0's is the single process's).
     fn rng(&self, purpose: u64) -> SplitMix64 {
-        let (rank, _) = self.shard();
+        let rank = self.shard().0 as u64;
         let purpose = mix(purpose) ^ rank.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         SplitMix64::stream(mix(self.config.train.seed ^ purpose), self.step)
     }
@@ -166,7 +166,7 @@ impl Trainer {
         let dim = self.config.model.latent_dim();
         let seed = mix(self.config.train.seed ^ mix(purpose));
         let (rank, ranks) = self.shard();
-        let first = (self.step.wrapping_mul(ranks) + rank).wrapping_mul(count as u64);
+        let first = (self.step.wrapping_mul(ranks as u64) + rank as u64).wrapping_mul(count as u64);
         let values = latents(seed, first, count, dim);
         Tensor::from_data(TensorData::new(values, [count, dim]), &self.device)
     }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use retrato::train::card::format_seconds;
 use retrato::train::checkpoint::{self, Moments, RunInfo};
 use retrato::train::collective::broadcast_trainer;
-use retrato::train::run::folder::{MODEL_FILE, REDUCED_CHECKPOINT, RunFolder};
+use retrato::train::run::folder::{MODEL_FILE, REDUCED_CHECKPOINT, RunFolder, read_checkpoint};
 use retrato::train::run::{Event, MemoryStore, Observer, Ranked, Run, Stop, TimeBox, columns};
 use retrato::train::{TrainConfig, Trainer, transfer};
 use retrato::weights::Storage;
@@ -213,7 +213,7 @@ fn starting_point(
     let Some(config) = config else {
         let latest =
             RunFolder::resume_point(out, args.resume.clone().flatten()).map_err(|e| anyhow!(e))?;
-        let (mut trainer, info) = load_checkpoint(&latest, device)?;
+        let (mut trainer, info) = read_checkpoint(&latest, device).map_err(|e| anyhow!(e))?;
         let config = resolve_config(args, Some(&trainer.config), None)?;
         if config.model != trainer.config.model {
             bail!("the model cannot change when resuming; start a new run with --out");
@@ -249,12 +249,6 @@ fn starting_point(
         _ => Trainer::new(config, device).map_err(anyhow::Error::msg)?,
     };
     Ok((trainer, info))
-}
-
-fn load_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, RunInfo)> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read it", path.display()))?;
-    checkpoint::decode(&bytes, device).with_context(|| path.display().to_string())
 }
 
 /// What a checkpoint file keeps (full, or reduced and how), for the resume line.

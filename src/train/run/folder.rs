@@ -151,7 +151,8 @@ impl RunFolder {
     }
 }
 
-fn read_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, RunInfo), String> {
+/// A checkpoint file, decoded on `device`; the error names the file.
+pub fn read_checkpoint(path: &Path, device: &Device) -> Result<(Trainer, RunInfo), String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
     checkpoint::decode(&bytes, device).map_err(|e| format!("{}: {e}", path.display()))

@@ -283,7 +283,7 @@ impl<S: RunStore> Run<S> {
         };
         let mut values = Vec::new();
         let mut present = Vec::new();
-        let (rank, ranks) = (self.trainer.ranks.as_ref()).map_or((0, 1), |r| (r.rank(), r.size()));
+        let (rank, ranks) = self.trainer.shard();
         for _ in 0..count {
             let (indices, flips) = self.batches.at(self.trainer.step);
             // This rank's shard of the global batch.

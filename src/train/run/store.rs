@@ -65,7 +65,7 @@ pub struct MemoryStore {
 impl RunStore for MemoryStore {
     fn save_checkpoint(&mut self, trainer: &Trainer, info: &RunInfo) -> Result<String, String> {
         self.latest = Some((trainer.clone(), info.clone()));
-        Ok(format!("the copy kept in memory at step {}", trainer.step))
+        Ok(memory_label(trainer))
     }
 
     fn latest_checkpoint(
@@ -73,10 +73,15 @@ impl RunStore for MemoryStore {
         _device: &Device,
     ) -> Result<Option<(Trainer, RunInfo, String)>, String> {
         Ok(self.latest.clone().map(|(trainer, info)| {
-            let label = format!("the copy kept in memory at step {}", trainer.step);
+            let label = memory_label(&trainer);
             (trainer, info, label)
         }))
     }
+}
+
+/// Where [`MemoryStore`]'s checkpoint is, as a person reads it.
+fn memory_label(trainer: &Trainer) -> String {
+    format!("the copy kept in memory at step {}", trainer.step)
 }
 
 /// A data-parallel job's store: rank 0 writes the run's files; every other rank keeps a copy
