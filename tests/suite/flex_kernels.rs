@@ -333,6 +333,15 @@ fn conv2d_matches_the_definition() {
             1,
         ),
         (
+            "column stride 3, dilated, odd width",
+            [3, 5, 9, 13],
+            [4, 5, 3, 3],
+            [2, 3],
+            [(1, 2), (2, 0)],
+            [1, 2],
+            1,
+        ),
+        (
             "batch of 17 (chunks)",
             [17, 16, 8, 8],
             [24, 16, 4, 4],
@@ -407,6 +416,16 @@ fn conv_transpose2d_matches_the_definition() {
             [1, 0],
             [1, 1],
             2,
+        ),
+        (
+            "column stride 3, odd width",
+            [2, 4, 5, 7],
+            [4, 3, 3, 3],
+            [1, 3],
+            [1, 1],
+            [0, 2],
+            [1, 1],
+            1,
         ),
         (
             "batch of 17 (chunks)",
@@ -639,6 +658,18 @@ fn leaky_relu_and_its_gradient_match_the_definition() {
     ] {
         leaky_relu_matches_the_definition(shape, slope);
     }
+}
+
+/// At exactly zero the output is zero and the slope is 1, as in burn's unfused definition
+/// (`mask_where(x, x < 0, x * slope)`), which the patched burn-autodiff replaces.
+#[test]
+fn leaky_relu_at_zero_keeps_the_unfused_definition() {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::from_floats([[[[-2.0, -0.0, 0.0, 3.0]]]], &device).require_grad();
+    let y = burn::tensor::activation::leaky_relu(x.clone(), 0.2);
+    let grads = y.clone().sum().backward();
+    assert_eq!(values(y.detach()), vec![-0.4, 0.0, 0.0, 3.0]);
+    assert_eq!(values(x.grad(&grads).unwrap()), vec![0.2, 1.0, 1.0, 1.0]);
 }
 
 fn leaky_relu_matches_the_definition(shape: [usize; 4], slope: f64) {

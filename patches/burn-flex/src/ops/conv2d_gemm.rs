@@ -165,13 +165,80 @@ fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 
-/// Runs `job(chunk index, the chunk's disjoint part of dst)` for every chunk, in parallel
-/// when rayon is on. Chunk `i` owns `dst[ranges[i].start * per_sample..ranges[i].end * per_sample]`.
-fn for_each_chunk<T: Send>(
+/// A chunk's working matrices: its im2col matrix and the GEMM's other operand or result.
+/// Each worker keeps one set from chunk to chunk of a call, so they are allocated and
+/// cleared once per worker instead of once per chunk (clearing them for every chunk was
+/// ~5 % of a DCGAN training step).
+struct Scratch<T> {
+    col: Vec<T>,
+    matrix: Vec<T>,
+    /// The chunk's input in the phase-split layout of [`TapLayout::phased`].
+    phased: Vec<T>,
+    /// `Some(len)` while `col[..len]` is zero wherever im2col of that length does not write.
+    col_clean_for: Option<usize>,
+}
+
+impl<T: GemmScalar> Scratch<T> {
+    fn new() -> Self {
+        Self {
+            col: Vec::new(),
+            matrix: Vec::new(),
+            phased: Vec::new(),
+            col_clean_for: None,
+        }
+    }
+
+    /// `col` ready for [`im2col`] and `matrix`, of exactly these lengths. `col` is cleared
+    /// only when its length changes: within a call the same length means the same samples
+    /// per chunk, hence the same padding positions, which im2col never writes.
+    fn for_im2col(&mut self, col: usize, matrix: usize) -> (&mut [T], &mut [T], &mut Vec<T>) {
+        if self.col_clean_for != Some(col) {
+            self.col.clear();
+            self.col.resize(col, T::zero());
+            self.col_clean_for = Some(col);
+        }
+        Self::grow(&mut self.matrix, matrix);
+        (
+            &mut self.col[..col],
+            &mut self.matrix[..matrix],
+            &mut self.phased,
+        )
+    }
+
+    /// `col` and `matrix` of exactly these lengths, holding anything: for callers that
+    /// write every element before reading it.
+    fn overwritten(&mut self, col: usize, matrix: usize) -> (&mut [T], &mut [T], &mut Vec<T>) {
+        self.col_clean_for = None;
+        Self::grow(&mut self.col, col);
+        Self::grow(&mut self.matrix, matrix);
+        (
+            &mut self.col[..col],
+            &mut self.matrix[..matrix],
+            &mut self.phased,
+        )
+    }
+
+    fn grow(buffer: &mut Vec<T>, len: usize) {
+        if buffer.len() < len {
+            buffer.resize(len, T::zero());
+        }
+    }
+
+    /// `buffer` grown to at least `len`, its first `len` elements (holding anything).
+    fn fit(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
+        Self::grow(buffer, len);
+        &mut buffer[..len]
+    }
+}
+
+/// Runs `job(scratch, chunk index, the chunk's disjoint part of dst)` for every chunk, in
+/// parallel when rayon is on. Chunk `i` owns `dst[ranges[i].start * per_sample..ranges[i].end
+/// * per_sample]`.
+fn for_each_chunk<T: GemmScalar + Send>(
     dst: &mut [T],
     ranges: &[Range<usize>],
     per_sample: usize,
-    job: impl Fn(usize, &mut [T]) + Sync + Send,
+    job: impl Fn(&mut Scratch<T>, usize, &mut [T]) + Sync + Send,
 ) {
     let mut parts = Vec::with_capacity(ranges.len());
     let mut rest = dst;
@@ -183,26 +250,38 @@ fn for_each_chunk<T: Send>(
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        parts
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, part)| job(i, part));
+        use std::sync::Mutex;
+        // One scratch per worker, found by the worker's index (a rayon `for_each_init` sets
+        // one up per split, which here was most chunks). A worker that steals another chunk
+        // while its own is in a GEMM finds its scratch taken and uses a fresh one.
+        let scratches: Vec<Mutex<Scratch<T>>> =
+            (0..=threads()).map(|_| Mutex::new(Scratch::new())).collect();
+        parts.into_par_iter().enumerate().for_each(|(i, part)| {
+            let slot = rayon::current_thread_index().unwrap_or(threads()).min(threads());
+            match scratches[slot].try_lock() {
+                Ok(mut scratch) => job(&mut scratch, i, part),
+                Err(_) => job(&mut Scratch::new(), i, part),
+            }
+        });
     }
     #[cfg(not(feature = "rayon"))]
-    parts
-        .into_iter()
-        .enumerate()
-        .for_each(|(i, part)| job(i, part));
+    {
+        let mut scratch = Scratch::new();
+        parts
+            .into_iter()
+            .enumerate()
+            .for_each(|(i, part)| job(&mut scratch, i, part));
+    }
 }
 
-/// Sums `job(chunk index, accumulator)` over all chunks: one accumulator per contiguous
+/// Sums `job(scratch, chunk index, accumulator)` over all chunks: one accumulator per contiguous
 /// group of chunks (as many groups as threads), the groups' sums added in order. Unlike a
 /// rayon `fold`, whose split depends on work stealing, the order of every addition is fixed,
 /// so a step gives the same bits on every run (exact training resume depends on it).
 fn sum_over_chunks<T: GemmScalar + Add<Output = T> + Send + Sync>(
     chunks: usize,
     len: usize,
-    job: impl Fn(usize, &mut [T]) + Sync + Send,
+    job: impl Fn(&mut Scratch<T>, usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
     let add = |mut a: Vec<T>, b: Vec<T>| {
         a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
@@ -210,7 +289,8 @@ fn sum_over_chunks<T: GemmScalar + Add<Output = T> + Send + Sync>(
     };
     let group_sum = |group: std::ops::Range<usize>| {
         let mut acc = vec![T::zero(); len];
-        group.for_each(|i| job(i, &mut acc));
+        let mut scratch = Scratch::new();
+        group.for_each(|i| job(&mut scratch, i, &mut acc));
         acc
     };
     #[cfg(feature = "rayon")]
@@ -319,87 +399,291 @@ fn valid_outputs(
     lo.min(hi)..hi
 }
 
-/// Visits every (im2col row, sample in chunk, output row) with the input row it reads, the
-/// valid output columns and the first input column: the shared walk of im2col and col2im.
-fn walk_patches(
+/// Visits every im2col row (one input channel of the group and one kernel offset) with the
+/// channel's index in the group, the kernel offset `[ky, kx]` and the output rows and
+/// columns whose taps land inside the input (the others read padding).
+fn for_each_kernel_tap(
     g: &Conv2dGeometry,
-    samples: Range<usize>,
-    group: usize,
-    mut visit: impl FnMut(usize, usize, usize, Range<usize>, usize, usize),
+    mut visit: impl FnMut(usize, usize, [usize; 2], Range<usize>, Range<usize>),
 ) {
     let [sh, sw] = g.stride;
     let [ph, pw] = g.pad;
     let [dh, dw] = g.dilation;
     for ci in 0..g.in_per_group() {
-        let channel = group * g.in_per_group() + ci;
         for ky in 0..g.kh {
             let rows = valid_outputs(ky, sh, dh, ph, g.h, g.oh);
             for kx in 0..g.kw {
                 let cols = valid_outputs(kx, sw, dw, pw, g.w, g.ow);
-                if rows.is_empty() || cols.is_empty() {
-                    continue;
-                }
                 let row = (ci * g.kh + ky) * g.kw + kx;
-                for (s, b) in samples.clone().enumerate() {
-                    let plane = (b * g.c_in + channel) * g.in_plane();
-                    for oy in rows.clone() {
-                        let iy = oy * sh + ky * dh - ph;
-                        let ix0 = cols.start * sw + kx * dw - pw;
-                        visit(row, s, oy, cols.clone(), plane + iy * g.w + ix0, sw);
-                    }
-                }
+                visit(row, ci, [ky, kx], rows.clone(), cols);
             }
         }
     }
 }
 
-/// Fills `col` (`[col_rows, samples * oh * ow]`, zeroed) from the NCHW input.
-fn im2col<T: Copy>(
+/// Where a chunk's input taps of one group are read (im2col) or added (col2im) so that
+/// consecutive output columns are consecutive elements. With stride 1 that is the NCHW
+/// tensor itself. With a column stride `sw > 1` it is a copy whose rows are split by
+/// column phase (`ix mod sw`): phase `p` of a row holds columns `p, p + sw, p + 2 sw, ...`
+/// next to each other, so each tap is a contiguous copy or add instead of every `sw`-th
+/// element (the strided loops were ~13 % of a DCGAN training step).
+#[derive(Clone, Copy)]
+struct TapLayout {
+    sample: usize,
+    channel: usize,
+    phase: usize,
+    row: usize,
+    start: usize,
+    sw: usize,
+}
+
+impl TapLayout {
+    /// The NCHW tensor itself, from the chunk's first sample (`samples_start`, 0 when the
+    /// slice already starts there).
+    fn direct(g: &Conv2dGeometry, samples_start: usize, group: usize) -> Self {
+        Self {
+            sample: g.c_in * g.in_plane(),
+            channel: g.in_plane(),
+            phase: 0,
+            row: g.w,
+            start: (samples_start * g.c_in + group * g.in_per_group()) * g.in_plane(),
+            sw: 1,
+        }
+    }
+
+    /// A phase-split copy `[samples, in_per_group, sw, h, ceil(w / sw)]`.
+    fn phased(g: &Conv2dGeometry) -> Self {
+        let (sw, half) = (g.stride[1], g.w.div_ceil(g.stride[1]));
+        Self {
+            sample: g.in_per_group() * sw * g.h * half,
+            channel: sw * g.h * half,
+            phase: g.h * half,
+            row: half,
+            start: 0,
+            sw,
+        }
+    }
+
+    fn len(&self, samples: usize) -> usize {
+        samples * self.sample
+    }
+
+    /// Index of input element `(iy, ix)` of channel `ci` (in the group) of chunk sample `s`.
+    fn at(&self, s: usize, ci: usize, iy: usize, ix: usize) -> usize {
+        self.start
+            + s * self.sample
+            + ci * self.channel
+            + (ix % self.sw) * self.phase
+            + iy * self.row
+            + ix / self.sw
+    }
+}
+
+/// The input position read by output `(oy, ox)` at kernel offset `[ky, kx]`.
+fn tap_input(g: &Conv2dGeometry, [ky, kx]: [usize; 2], oy: usize, ox: usize) -> (usize, usize) {
+    let iy = oy * g.stride[0] + ky * g.dilation[0] - g.pad[0];
+    let ix = ox * g.stride[1] + kx * g.dilation[1] - g.pad[1];
+    (iy, ix)
+}
+
+/// Visits every input row of a chunk and group with the NCHW index of its first element
+/// (in a tensor starting at the chunk's first sample when `samples_start` is 0) and where its
+/// phase 0 starts in the phase-split layout (phase `p` starts `p * phased.phase` later).
+fn for_each_input_row(
     g: &Conv2dGeometry,
-    x: &[T],
-    samples: Range<usize>,
+    samples: usize,
+    samples_start: usize,
     group: usize,
-    col: &mut [T],
+    phased: TapLayout,
+    mut visit: impl FnMut(usize, usize),
 ) {
-    let n = samples.len() * g.out_plane();
-    walk_patches(g, samples, group, |row, s, oy, cols, src, step| {
-        let dst = row * n + s * g.out_plane() + oy * g.ow;
-        let out = &mut col[dst + cols.start..dst + cols.end];
-        if step == 1 {
-            out.copy_from_slice(&x[src..src + out.len()]);
-        } else {
-            // Zipped iterators: no bounds check per element (this loop is hot for stride 2).
-            let last = src + (out.len() - 1) * step;
-            out.iter_mut()
-                .zip(x[src..=last].iter().step_by(step))
-                .for_each(|(v, &x)| *v = x);
+    let direct = TapLayout::direct(g, samples_start, group);
+    for s in 0..samples {
+        for ci in 0..g.in_per_group() {
+            // Index arithmetic once per plane: `at` divides by the stride.
+            let (plane, split) = (direct.at(s, ci, 0, 0), phased.at(s, ci, 0, 0));
+            for iy in 0..g.h {
+                visit(plane + iy * g.w, split + iy * phased.row);
+            }
+        }
+    }
+}
+
+/// Copies one input row into its phases (`phases[p]` gets columns `p, p + sw, ...`).
+fn split_row<T: Copy>(row: &[T], sw: usize, phases: &mut [T], phase_len: usize) {
+    if sw == 2 {
+        // The common case, in a form the compiler vectorizes (a shuffle, not a gather).
+        let (even, odd) = phases.split_at_mut(phase_len);
+        let (even, odd) = (&mut even[..row.len().div_ceil(2)], &mut odd[..row.len() / 2]);
+        for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        if row.len() % 2 == 1 {
+            even[row.len() / 2] = row[row.len() - 1];
+        }
+        return;
+    }
+    for p in 0..sw.min(row.len()) {
+        let phase = &mut phases[p * phase_len..];
+        row[p..].iter().step_by(sw).zip(phase).for_each(|(&x, v)| *v = x);
+    }
+}
+
+/// Adds the phases of one row back into it: the inverse of [`split_row`], summing.
+fn merge_row<T: Copy + Add<Output = T>>(row: &mut [T], sw: usize, phases: &[T], phase_len: usize) {
+    if sw == 2 {
+        let (even, odd) = phases.split_at(phase_len);
+        let (even, odd) = (&even[..row.len().div_ceil(2)], &odd[..row.len() / 2]);
+        let last = row.len() - 1;
+        for ((pair, &e), &o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
+            pair[0] = pair[0] + e;
+            pair[1] = pair[1] + o;
+        }
+        if row.len() % 2 == 1 {
+            row[last] = row[last] + even[row.len() / 2];
+        }
+        return;
+    }
+    for p in 0..sw.min(row.len()) {
+        let phase = &phases[p * phase_len..];
+        row[p..].iter_mut().step_by(sw).zip(phase).for_each(|(x, &v)| *x = *x + v);
+    }
+}
+
+/// Writes the chunk's input taps into `col` (`[col_rows, samples * oh * ow]`) from `src`
+/// laid out as `layout`. Only taps inside the input are written: the others read padding
+/// and must already be zero, which [`Scratch::for_im2col`] guarantees (they are the same
+/// positions for every chunk of a call with the same sample count).
+fn im2col<T: Copy>(g: &Conv2dGeometry, src: &[T], layout: TapLayout, samples: usize, col: &mut [T]) {
+    let (plane, ow) = (g.out_plane(), g.ow);
+    let n = samples * plane;
+    let next_row = g.stride[0] * layout.row;
+    for_each_kernel_tap(g, |row, ci, tap, rows, cols| {
+        if cols.is_empty() || rows.is_empty() {
+            return;
+        }
+        let (iy, ix) = tap_input(g, tap, rows.start, cols.start);
+        for s in 0..samples {
+            let out = &mut col[row * n + s * plane..row * n + (s + 1) * plane];
+            let mut from = layout.at(s, ci, iy, ix);
+            for oy in rows.clone() {
+                let line = &mut out[oy * ow + cols.start..oy * ow + cols.end];
+                copy_run(line, &src[from..from + line.len()]);
+                from += next_row;
+            }
         }
     });
 }
 
-/// Adds `col` back into the chunk's part of the NCHW input gradient (`dx` starts at the
-/// chunk's first sample).
+/// `dst.copy_from_slice(src)` for the short runs of im2col (mostly 3 to 32 elements) as a
+/// few fixed-size, possibly overlapping copies the compiler inlines, instead of a `memcpy`
+/// call per run (which loops of any shape here turned into).
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    fn fixed<T: Copy, const K: usize>(dst: &mut [T], src: &[T], at: usize) {
+        dst[at..at + K].copy_from_slice(&src[at..at + K]);
+    }
+    let n = dst.len();
+    assert_eq!(n, src.len(), "copy_run: lengths differ");
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=8 => {
+            fixed::<T, 4>(dst, src, 0);
+            fixed::<T, 4>(dst, src, n - 4);
+        }
+        9..=16 => {
+            fixed::<T, 8>(dst, src, 0);
+            fixed::<T, 8>(dst, src, n - 8);
+        }
+        17..=32 => {
+            fixed::<T, 16>(dst, src, 0);
+            fixed::<T, 16>(dst, src, n - 16);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Adds `col` back into `dst` laid out as `layout` (col2im).
 fn col2im<T: Copy + Add<Output = T>>(
     g: &Conv2dGeometry,
     col: &[T],
+    samples: usize,
+    layout: TapLayout,
+    dst: &mut [T],
+) {
+    let (plane, ow) = (g.out_plane(), g.ow);
+    let n = samples * plane;
+    let next_row = g.stride[0] * layout.row;
+    for_each_kernel_tap(g, |row, ci, tap, rows, cols| {
+        if cols.is_empty() || rows.is_empty() {
+            return;
+        }
+        let (iy, ix) = tap_input(g, tap, rows.start, cols.start);
+        for s in 0..samples {
+            let from = &col[row * n + s * plane..row * n + (s + 1) * plane];
+            let mut to = layout.at(s, ci, iy, ix);
+            for oy in rows.clone() {
+                let from = &from[oy * ow + cols.start..oy * ow + cols.end];
+                let run = &mut dst[to..to + from.len()];
+                run.iter_mut().zip(from).for_each(|(d, &v)| *d = *d + v);
+                to += next_row;
+            }
+        }
+    });
+}
+
+/// im2col of the chunk's samples of `x` (the whole NCHW input) for one group, through a
+/// phase-split copy in `phased` when the column stride is above 1.
+fn im2col_chunk<T: GemmScalar>(
+    g: &Conv2dGeometry,
+    x: &[T],
     samples: Range<usize>,
     group: usize,
+    phased: &mut Vec<T>,
+    col: &mut [T],
+) {
+    let sw = g.stride[1];
+    if sw == 1 {
+        let layout = TapLayout::direct(g, samples.start, group);
+        return im2col(g, x, layout, samples.len(), col);
+    }
+    let layout = TapLayout::phased(g);
+    let split = Scratch::fit(phased, layout.len(samples.len()));
+    for_each_input_row(g, samples.len(), samples.start, group, layout, |row, to| {
+        let phases = &mut split[to..to + (sw - 1) * layout.phase + layout.row];
+        split_row(&x[row..row + g.w], sw, phases, layout.phase);
+    });
+    im2col(g, split, layout, samples.len(), col);
+}
+
+/// col2im of `col` into the chunk's part of the NCHW input gradient `dx` (starting at the
+/// chunk's first sample) for one group, through a phase-split sum in `phased` when the
+/// column stride is above 1.
+fn col2im_chunk<T: GemmScalar + Add<Output = T>>(
+    g: &Conv2dGeometry,
+    col: &[T],
+    samples: usize,
+    group: usize,
+    phased: &mut Vec<T>,
     dx: &mut [T],
 ) {
-    let n = samples.len() * g.out_plane();
-    let base = samples.start * g.c_in * g.in_plane();
-    walk_patches(g, samples, group, |row, s, oy, cols, dst, step| {
-        let src = row * n + s * g.out_plane() + oy * g.ow;
-        let dst = &mut dx[dst - base..];
-        let col = &col[src + cols.start..src + cols.end];
-        if step == 1 {
-            dst.iter_mut().zip(col).for_each(|(d, &v)| *d = *d + v);
-        } else {
-            dst.iter_mut()
-                .step_by(step)
-                .zip(col)
-                .for_each(|(d, &v)| *d = *d + v);
-        }
+    let sw = g.stride[1];
+    if sw == 1 {
+        return col2im(g, col, samples, TapLayout::direct(g, 0, group), dx);
+    }
+    let layout = TapLayout::phased(g);
+    let sum = Scratch::fit(phased, layout.len(samples));
+    sum.fill(T::zero());
+    col2im(g, col, samples, layout, sum);
+    for_each_input_row(g, samples, 0, group, layout, |row, from| {
+        let phases = &sum[from..from + (sw - 1) * layout.phase + layout.row];
+        merge_row(&mut dx[row..row + g.w], sw, phases, layout.phase);
     });
 }
 
@@ -434,25 +718,21 @@ pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
     let mut y = vec![T::zero(); g.batch * g.c_out * plane];
-    for_each_chunk(&mut y, &ranges, g.c_out * plane, |i, y| {
+    for_each_chunk(&mut y, &ranges, g.c_out * plane, |scratch, i, y| {
         let samples = ranges[i].clone();
         let n = samples.len() * plane;
-        let mut col = vec![T::zero(); rows * n];
-        let mut product = vec![T::zero(); opg * n];
+        let (col, product, phased) = scratch.for_im2col(rows * n, opg * n);
         for group in 0..g.groups {
-            if group > 0 {
-                col.fill(T::zero());
-            }
-            im2col(g, x, samples.clone(), group, &mut col);
+            im2col_chunk(g, x, samples.clone(), group, phased, col);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
             gemm_strided(
                 [opg, n, rows],
-                &mut product,
+                product,
                 [n, 1],
                 false,
                 w,
                 [rows, 1],
-                &col,
+                col,
                 [n, 1],
                 parallelism,
             );
@@ -479,27 +759,27 @@ pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
     let mut dx = vec![T::zero(); g.batch * g.c_in * g.in_plane()];
-    for_each_chunk(&mut dx, &ranges, g.c_in * g.in_plane(), |i, dx| {
+    for_each_chunk(&mut dx, &ranges, g.c_in * g.in_plane(), |scratch, i, dx| {
         let samples = ranges[i].clone();
         let n = samples.len() * plane;
-        let mut col = vec![T::zero(); rows * n];
-        let mut dy_chunk = vec![T::zero(); opg * n];
+        // col is the GEMM's output here, dy_chunk a full copy: both wholly written.
+        let (col, dy_chunk, phased) = scratch.overwritten(rows * n, opg * n);
         for group in 0..g.groups {
-            gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
+            gather_channels(g, dy, samples.clone(), group, dy_chunk);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
             // col [rows, n] = wᵀ [rows, opg] · dy_chunk [opg, n]
             gemm_strided(
                 [rows, n, opg],
-                &mut col,
+                col,
                 [n, 1],
                 false,
                 w,
                 [1, rows],
-                &dy_chunk,
+                dy_chunk,
                 [n, 1],
                 parallelism,
             );
-            col2im(g, &col, samples.clone(), group, dx);
+            col2im_chunk(g, col, samples.len(), group, phased, dx);
         }
     });
     dx
@@ -516,17 +796,13 @@ pub fn conv2d_weight_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
     let ranges = g.chunks::<T>();
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
-    sum_over_chunks(ranges.len(), g.c_out * rows, |i, dw| {
+    sum_over_chunks(ranges.len(), g.c_out * rows, |scratch, i, dw| {
         let samples = ranges[i].clone();
         let n = samples.len() * plane;
-        let mut col = vec![T::zero(); rows * n];
-        let mut dy_chunk = vec![T::zero(); opg * n];
+        let (col, dy_chunk, phased) = scratch.for_im2col(rows * n, opg * n);
         for group in 0..g.groups {
-            if group > 0 {
-                col.fill(T::zero());
-            }
-            im2col(g, x, samples.clone(), group, &mut col);
-            gather_channels(g, dy, samples.clone(), group, &mut dy_chunk);
+            im2col_chunk(g, x, samples.clone(), group, phased, col);
+            gather_channels(g, dy, samples.clone(), group, dy_chunk);
             let dw = &mut dw[group * opg * rows..(group + 1) * opg * rows];
             // dw [opg, rows] += dy_chunk [opg, n] · colᵀ [n, rows]
             gemm_strided(
@@ -534,9 +810,9 @@ pub fn conv2d_weight_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
                 dw,
                 [rows, 1],
                 true,
-                &dy_chunk,
+                dy_chunk,
                 [n, 1],
-                &col,
+                col,
                 [1, n],
                 parallelism,
             );
