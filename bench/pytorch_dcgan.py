@@ -5,6 +5,10 @@ one step = D on a real and a fake batch, then G -- exactly what `retrato bench t
 --family dcgan --objective bce` times. Synthetic images: decoding is not measured.
 
 Prints one JSON line: median step time, images/s, peak RSS.
+
+With `--sample N`: generation instead, what `retrato bench sample --n N` times -- the generator
+in eval mode under `torch.inference_mode()`, batches of 64, images mapped to [0, 1] and
+copied out as NumPy arrays.
 """
 import argparse
 import json
@@ -42,11 +46,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sample", type=int, default=0, help="time generating N images instead")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of --sample")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
+    if args.sample:
+        return sample(args, device)
     g, d = generator().to(device), discriminator().to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
@@ -81,6 +89,28 @@ def main():
         "tool": "pytorch", "torch": torch.__version__, "batch": args.batch, "steps": args.steps,
         "median_step_s": median, "min_step_s": times[0], "max_step_s": times[-1],
         "images_per_s": args.batch / median,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }))
+
+
+def sample(args, device):
+    g = generator().to(device).eval()
+    times = []
+    with torch.inference_mode():
+        for run in range(1 + args.runs):
+            start = time.perf_counter()
+            for first in range(0, args.sample, 64):
+                z = torch.randn(min(64, args.sample - first), 100, 1, 1, device=device)
+                images = ((g(z) + 1) * 0.5).clamp(0, 1).cpu().numpy()
+            if run >= 1:
+                times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    print(json.dumps({
+        "tool": "pytorch", "bench": "sample", "torch": torch.__version__, "n": args.sample,
+        "runs": args.runs, "median_s": median, "min_s": times[0], "max_s": times[-1],
+        "images_per_s": args.sample / median,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
     }))

@@ -1,13 +1,15 @@
-//! `retrato bench train` / `bench finetune`: the training step's speed, measured in-process
-//! after a warm-up, on synthetic images (decoding is not what is measured). `bench/train.sh` runs it beside
-//! `bench/pytorch_dcgan.py`, the same network, batch and optimizer in PyTorch.
+//! `retrato bench train` / `bench finetune` / `bench sample`: the training step's and
+//! generation's speed, measured in-process after a warm-up, on synthetic images (decoding and
+//! PNG encoding are not what is measured). `bench/train.sh` and `bench/sample.sh` run them
+//! beside `bench/pytorch_dcgan.py`, the same networks, batches and optimizer in PyTorch.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, ensure};
 use burn::tensor::{Distribution, Tensor};
 use retrato::model::ModelConfig;
+use retrato::sample::{BATCH, read, seeded_latents};
 use retrato::train::{Objective, TrainConfig, Trainer, finetune_config, transfer};
 
 use super::device::DeviceChoice;
@@ -19,6 +21,26 @@ pub enum Command {
     Train(TrainArgs),
     /// Steps per second of fine-tuning a model file with the page's recipe and batch.
     Finetune(FinetuneArgs),
+    /// Images per second of generation as `retrato sample` does it (batches of 64, read back).
+    Sample(SampleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    #[arg(long, default_value = "dcgan")]
+    family: String,
+    /// Images per timed run.
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// Timed runs (after the warm-up).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -67,7 +89,60 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(args) => train(args),
         Command::Finetune(args) => finetune(args),
+        Command::Sample(args) => sample(args),
     }
+}
+
+/// Generation as `retrato sample` runs it, without the PNG: seeded latents, the generator in
+/// inference mode over batches of [`BATCH`], images in [0, 1] read back to the host.
+fn sample(args: SampleArgs) -> Result<()> {
+    ensure!(args.n > 0 && args.runs > 0, "--n and --runs must be at least 1");
+    let model = ModelConfig::default_for(&args.family)
+        .ok_or_else(|| anyhow!("unknown family {:?}", args.family))?;
+    let device = args.device.device()?;
+    let generator = model.init_generator(&device);
+    let mut times = Vec::new();
+    for run in 0..args.warmup + args.runs {
+        let start = Instant::now();
+        for first in (0..args.n).step_by(BATCH) {
+            let count = BATCH.min(args.n - first);
+            let z = seeded_latents(&generator, run as u64, first as u64, count, &device);
+            let (values, _) = read(generator.generate(z));
+            std::hint::black_box(values);
+        }
+        if run >= args.warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let images_per_s = args.n as f64 / median;
+    let threads = rayon::current_num_threads();
+    let peak_mib = peak_memory_mib();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "retrato", "bench": "sample", "family": args.family, "n": args.n,
+                "runs": args.runs, "median_s": median, "min_s": times[0],
+                "max_s": times[times.len() - 1], "images_per_s": images_per_s,
+                "peak_rss_mib": peak_mib, "threads": threads,
+            })
+        );
+    } else {
+        println!(
+            "retrato sample {} {}x{}: {} images in {median:.3} s median (min {:.3}, max {:.3}) over {} runs, {images_per_s:.1} images/s, peak memory {} MiB, {threads} threads",
+            args.family,
+            model.image_size(),
+            model.image_size(),
+            args.n,
+            times[0],
+            times[times.len() - 1],
+            args.runs,
+            peak_mib.map_or("?".into(), |m| format!("{m:.0}")),
+        );
+    }
+    Ok(())
 }
 
 /// Seconds of `steps` timed steps after `warmup`, each read back (so really done), sorted.
