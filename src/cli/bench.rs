@@ -96,7 +96,10 @@ pub fn run(command: Command) -> Result<()> {
 /// Generation as `retrato sample` runs it, without the PNG: seeded latents, the generator in
 /// inference mode over batches of [`BATCH`], images in [0, 1] read back to the host.
 fn sample(args: SampleArgs) -> Result<()> {
-    ensure!(args.n > 0 && args.runs > 0, "--n and --runs must be at least 1");
+    ensure!(
+        args.n > 0 && args.runs > 0,
+        "--n and --runs must be at least 1"
+    );
     let model = ModelConfig::default_for(&args.family)
         .ok_or_else(|| anyhow!("unknown family {:?}", args.family))?;
     let device = args.device.device()?;

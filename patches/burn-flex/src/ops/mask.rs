@@ -391,10 +391,10 @@ fn select_into<T: bytemuck::Pod + Send + Sync>(dst: &mut [T], mask: &[u8], src: 
             *d = if (m != 0) == where_set { s } else { *d };
         }
     };
-    const CHUNK: usize = 1 << 14;
     #[cfg(feature = "rayon")]
     if dst.len() >= super::PARALLEL_THRESHOLD {
         use rayon::prelude::*;
+        const CHUNK: usize = 1 << 14;
         dst.par_chunks_mut(CHUNK)
             .zip(mask.par_chunks(CHUNK).zip(src.par_chunks(CHUNK)))
             .for_each(run);
