@@ -551,11 +551,16 @@ fn merge_row<T: Copy + Add<Output = T>>(row: &mut [T], sw: usize, phases: &[T], 
     }
 }
 
-/// Writes the chunk's input taps into `col` (`[col_rows, samples * oh * ow]`) from `src`
-/// laid out as `layout`. Only taps inside the input are written: the others read padding
-/// and must already be zero, which [`Scratch::for_im2col`] guarantees (they are the same
-/// positions for every chunk of a call with the same sample count).
-fn im2col<T: Copy>(g: &Conv2dGeometry, src: &[T], layout: TapLayout, samples: usize, col: &mut [T]) {
+/// Visits every run of consecutive output columns of every kernel tap and chunk sample whose
+/// taps land inside the input: its range in `col` (`[col_rows, samples * oh * ow]`) and
+/// where its input taps start in `layout` (the run is contiguous in both). The shared walk
+/// of im2col and col2im.
+fn for_each_tap_run(
+    g: &Conv2dGeometry,
+    layout: TapLayout,
+    samples: usize,
+    mut visit: impl FnMut(Range<usize>, usize),
+) {
     let (plane, ow) = (g.out_plane(), g.ow);
     let n = samples * plane;
     let next_row = g.stride[0] * layout.row;
@@ -565,14 +570,25 @@ fn im2col<T: Copy>(g: &Conv2dGeometry, src: &[T], layout: TapLayout, samples: us
         }
         let (iy, ix) = tap_input(g, tap, rows.start, cols.start);
         for s in 0..samples {
-            let out = &mut col[row * n + s * plane..row * n + (s + 1) * plane];
-            let mut from = layout.at(s, ci, iy, ix);
+            let base = row * n + s * plane;
+            let mut at = layout.at(s, ci, iy, ix);
             for oy in rows.clone() {
-                let line = &mut out[oy * ow + cols.start..oy * ow + cols.end];
-                copy_run(line, &src[from..from + line.len()]);
-                from += next_row;
+                let start = base + oy * ow + cols.start;
+                visit(start..start + cols.len(), at);
+                at += next_row;
             }
         }
+    });
+}
+
+/// Writes the chunk's input taps into `col` from `src` laid out as `layout`. Only taps
+/// inside the input are written: the others read padding and must already be zero, which
+/// [`Scratch::for_im2col`] guarantees (they are the same positions for every chunk of a
+/// call with the same sample count).
+fn im2col<T: Copy>(g: &Conv2dGeometry, src: &[T], layout: TapLayout, samples: usize, col: &mut [T]) {
+    for_each_tap_run(g, layout, samples, |run, from| {
+        let len = run.len();
+        copy_run(&mut col[run], &src[from..from + len]);
     });
 }
 
@@ -617,24 +633,9 @@ fn col2im<T: Copy + Add<Output = T>>(
     layout: TapLayout,
     dst: &mut [T],
 ) {
-    let (plane, ow) = (g.out_plane(), g.ow);
-    let n = samples * plane;
-    let next_row = g.stride[0] * layout.row;
-    for_each_kernel_tap(g, |row, ci, tap, rows, cols| {
-        if cols.is_empty() || rows.is_empty() {
-            return;
-        }
-        let (iy, ix) = tap_input(g, tap, rows.start, cols.start);
-        for s in 0..samples {
-            let from = &col[row * n + s * plane..row * n + (s + 1) * plane];
-            let mut to = layout.at(s, ci, iy, ix);
-            for oy in rows.clone() {
-                let from = &from[oy * ow + cols.start..oy * ow + cols.end];
-                let run = &mut dst[to..to + from.len()];
-                run.iter_mut().zip(from).for_each(|(d, &v)| *d = *d + v);
-                to += next_row;
-            }
-        }
+    for_each_tap_run(g, layout, samples, |run, to| {
+        let dst = &mut dst[to..to + run.len()];
+        dst.iter_mut().zip(&col[run]).for_each(|(d, &v)| *d = *d + v);
     });
 }
 
