@@ -197,23 +197,20 @@ impl<T: GemmScalar> Scratch<T> {
             self.col.resize(col, T::zero());
             self.col_clean_for = Some(col);
         }
-        Self::grow(&mut self.matrix, matrix);
-        (
-            &mut self.col[..col],
-            &mut self.matrix[..matrix],
-            &mut self.phased,
-        )
+        self.parts(col, matrix)
     }
 
     /// `col` and `matrix` of exactly these lengths, holding anything: for callers that
     /// write every element before reading it.
     fn overwritten(&mut self, col: usize, matrix: usize) -> (&mut [T], &mut [T], &mut Vec<T>) {
         self.col_clean_for = None;
-        Self::grow(&mut self.col, col);
-        Self::grow(&mut self.matrix, matrix);
+        self.parts(col, matrix)
+    }
+
+    fn parts(&mut self, col: usize, matrix: usize) -> (&mut [T], &mut [T], &mut Vec<T>) {
         (
-            &mut self.col[..col],
-            &mut self.matrix[..matrix],
+            Self::fit(&mut self.col, col),
+            Self::fit(&mut self.matrix, matrix),
             &mut self.phased,
         )
     }
