@@ -6,7 +6,8 @@
 //! - batch norm (inference, training forward with its statistics, and the gradients of x,
 //!   gamma and beta, checked by central differences of the f64 definition), rank 2 to 4;
 //! - leaky ReLU forward and gradient (the fused kernels of both forks), small and large enough
-//!   for the multi-threaded paths.
+//!   for the multi-threaded paths;
+//! - the vectorizable f32 `tanh` and the threaded unary ops.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -702,4 +703,80 @@ fn leaky_relu_matches_the_definition(shape: [usize; 4], slope: f64) {
         &values(x.grad(&grads).unwrap()),
         &dx_ref,
     );
+}
+
+/// `tanh` (a branch-free rational approximation in the fork) against f64's over [-12, 12]
+/// and at the edges, and a unary op from libm (`exp`) on the threaded path for tensors
+/// above 256K elements, both on contiguous and transposed tensors.
+#[test]
+fn tanh_and_threaded_unary_ops_match_the_definition() {
+    let device = Device::flex();
+    let n = 600_000;
+    let grid: Vec<f32> = (0..n)
+        .map(|i| -12.0 + 24.0 * i as f32 / (n - 1) as f32)
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(grid.clone(), [1000, 600]), &device);
+    let reference: Vec<f64> = grid.iter().map(|&v| (v as f64).tanh()).collect();
+    let worst = |ours: &[f32], reference: &[f64]| {
+        ours.iter()
+            .zip(reference)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0.0f64, f64::max)
+    };
+    let y: Vec<f32> = x.clone().tanh().into_data().try_to_vec::<f32>().unwrap();
+    assert!(
+        worst(&y, &reference) < 5e-7,
+        "tanh: {}",
+        worst(&y, &reference)
+    );
+    assert!(y.iter().all(|v| v.abs() <= 1.0), "tanh beyond ±1");
+    // The transposed view goes through the allocating path, in storage order.
+    let yt: Vec<f32> = x
+        .clone()
+        .transpose()
+        .tanh()
+        .transpose()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(yt, y, "tanh of a transposed tensor");
+
+    let edges = [
+        0.0f32,
+        -0.0,
+        1e-30,
+        -3e-4,
+        5e-4,
+        7.9,
+        -7.91,
+        1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    let e = Tensor::<1>::from_floats(edges, &device).tanh();
+    let e: Vec<f32> = e.into_data().try_to_vec::<f32>().unwrap();
+    for (&x, &y) in edges.iter().zip(&e) {
+        let exact = (x as f64).tanh();
+        assert!(
+            (y as f64 - exact).abs() <= 5e-7 * exact.abs().max(1e-30) + 1e-38,
+            "tanh({x}) = {y}, not {exact}"
+        );
+    }
+    let nan: Vec<f32> = Tensor::<1>::from_floats([f32::NAN], &device)
+        .tanh()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(nan[0].is_nan(), "tanh(NaN)");
+
+    let small: Vec<f32> = grid.iter().map(|v| v / 4.0).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(small.clone(), [1000, 600]), &device);
+    let y: Vec<f32> = x.exp().into_data().try_to_vec::<f32>().unwrap();
+    let reference: Vec<f64> = small.iter().map(|&v| (v as f64).exp()).collect();
+    let relative = y
+        .iter()
+        .zip(&reference)
+        .map(|(&a, &b)| ((a as f64 - b) / b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(relative < 3e-7, "exp: relative error {relative}");
 }

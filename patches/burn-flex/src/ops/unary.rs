@@ -55,8 +55,8 @@ where
 /// Apply a unary operation element-wise to a tensor.
 pub fn unary_op<F32Op, F64Op>(tensor: FlexTensor, f32_op: F32Op, f64_op: F64Op) -> FlexTensor
 where
-    F32Op: Fn(f32) -> f32 + Copy,
-    F64Op: Fn(f64) -> f64 + Copy,
+    F32Op: Fn(f32) -> f32 + Copy + Send + Sync,
+    F64Op: Fn(f64) -> f64 + Copy + Send + Sync,
 {
     let dtype = tensor.dtype();
 
@@ -69,11 +69,36 @@ where
     }
 }
 
+/// `op` on every element of `xs`, in place; split over the thread pool above
+/// [`super::PARALLEL_THRESHOLD`] elements (retrato patch: every unary op ran on one core,
+/// e.g. a 64x64 generator's output `tanh`, 5 % of generating 1,024 portraits).
+fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E) -> E + Sync)) {
+    let run = |xs: &mut [E]| xs.iter_mut().for_each(|x| *x = op(*x));
+    #[cfg(feature = "rayon")]
+    if xs.len() >= super::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 14;
+        xs.par_chunks_mut(CHUNK).for_each(run);
+        return;
+    }
+    run(xs);
+}
+
+/// `op` of every element of `src`, threaded like [`map_in_place`].
+fn mapped<E: Copy + Send + Sync>(src: &[E], op: &(impl Fn(E) -> E + Sync)) -> Vec<E> {
+    #[cfg(feature = "rayon")]
+    if src.len() >= super::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        return src.par_iter().map(|&x| op(x)).collect();
+    }
+    src.iter().map(|&x| op(x)).collect()
+}
+
 /// Generic unary operation for any element type.
 fn unary_op_typed<E, Op>(mut tensor: FlexTensor, op: Op) -> FlexTensor
 where
-    E: burn_backend::Element + bytemuck::Pod,
-    Op: Fn(E) -> E,
+    E: burn_backend::Element + bytemuck::Pod + Send + Sync,
+    Op: Fn(E) -> E + Send + Sync,
 {
     let n = tensor.layout().num_elements();
 
@@ -81,9 +106,7 @@ where
     if tensor.is_unique() && tensor.layout().is_contiguous() && tensor.layout().start_offset() == 0
     {
         let storage: &mut [E] = tensor.storage_mut();
-        for x in storage[..n].iter_mut() {
-            *x = op(*x);
-        }
+        map_in_place(&mut storage[..n], &op);
         return tensor;
     }
 
@@ -98,7 +121,7 @@ where
     // Iterate in storage order (contiguous) and preserve original layout.
     // Only valid when all strides are positive.
     if !has_negative_strides && layout.start_offset() == 0 && src.len() == n {
-        let result: Vec<E> = src.iter().map(|&x| op(x)).collect();
+        let result = mapped(src, &op);
         let bytes = Bytes::from_elems(result);
         return FlexTensor::new(bytes, layout, E::dtype());
     }
@@ -256,7 +279,33 @@ pub fn sinh(tensor: FlexTensor) -> FlexTensor {
 
 /// Hyperbolic tangent
 pub fn tanh(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, |x| x.tanh(), |x| x.tanh())
+    unary_op(tensor, tanh_f32, |x| x.tanh())
+}
+
+/// `tanh` for f32 as Eigen's clamped rational approximation (`generic_fast_tanh_float`),
+/// within 7 ulp (4e-7) of the exact value and never beyond ±1 (retrato patch). Branch-free,
+/// so a loop over a tensor vectorizes; libm's `tanhf` is a call per element, through
+/// `expm1f`.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    // Beyond ±7.905, tanh rounds to ±1 in f32; below 4e-4 in magnitude it rounds to x.
+    const CLAMP: f32 = 7.905_311;
+    const TINY: f32 = 0.0004;
+    const ALPHA: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619_3e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    const BETA: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347e-4, 1.198_258_4e-6];
+    let c = x.clamp(-CLAMP, CLAMP);
+    let c2 = c * c;
+    let p = ALPHA.iter().rev().fold(0.0, |acc, &a| acc * c2 + a) * c;
+    let q = BETA.iter().rev().fold(0.0, |acc, &b| acc * c2 + b);
+    if x.abs() < TINY { x } else { p / q }
 }
 
 /// Inverse cosine (arccos)
