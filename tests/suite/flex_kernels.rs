@@ -262,6 +262,15 @@ fn check(
 fn conv2d_matches_the_definition() {
     let cases: &[ConvCase] = &[
         (
+            "row stride 3, column stride 2, odd height, asymmetric padding",
+            [2, 3, 13, 10],
+            [4, 3, 3, 4],
+            [3, 2],
+            [(1, 2), (1, 0)],
+            [1, 1],
+            1,
+        ),
+        (
             "dcgan down block",
             [5, 6, 16, 16],
             [8, 6, 4, 4],
@@ -368,6 +377,16 @@ fn conv2d_matches_the_definition() {
 #[test]
 fn conv_transpose2d_matches_the_definition() {
     let cases: &[TransposeCase] = &[
+        (
+            "row stride 3, column stride 2",
+            [2, 5, 5, 7],
+            [5, 4, 4, 3],
+            [3, 2],
+            [1, 1],
+            [0, 1],
+            [1, 1],
+            1,
+        ),
         (
             "dcgan up block",
             [5, 8, 8, 8],

@@ -420,10 +420,12 @@ fn for_each_kernel_tap(
 
 /// Where a chunk's input taps of one group are read (im2col) or added (col2im) so that
 /// consecutive output columns are consecutive elements. With stride 1 that is the NCHW
-/// tensor itself. With a column stride `sw > 1` it is a copy whose rows are split by
-/// column phase (`ix mod sw`): phase `p` of a row holds columns `p, p + sw, p + 2 sw, ...`
-/// next to each other, so each tap is a contiguous copy or add instead of every `sw`-th
-/// element (the strided loops were ~13 % of a DCGAN training step).
+/// tensor itself. With a column stride `sw > 1` it is a copy split by phase: each channel
+/// becomes `sh * sw` planes, plane `(py, px)` holding the rows `py, py + sh, ...` and in them
+/// the columns `px, px + sw, ...`, so each tap is a contiguous copy or add instead of every
+/// `sw`-th element (the strided loops were ~13 % of a DCGAN training step), and a tap whose
+/// output columns span whole plane rows is one run over all its output rows (a 4x4, stride 2,
+/// padding 1 kernel has 8 such taps of 16; the short runs of small layers were ~10 %).
 #[derive(Clone, Copy)]
 struct TapLayout {
     sample: usize,
@@ -431,6 +433,7 @@ struct TapLayout {
     phase: usize,
     row: usize,
     start: usize,
+    sh: usize,
     sw: usize,
 }
 
@@ -444,19 +447,22 @@ impl TapLayout {
             phase: 0,
             row: g.w,
             start: (samples_start * g.c_in + group * g.in_per_group()) * g.in_plane(),
+            sh: 1,
             sw: 1,
         }
     }
 
-    /// A phase-split copy `[samples, in_per_group, sw, h, ceil(w / sw)]`.
+    /// A phase-split copy `[samples, in_per_group, sh, sw, ceil(h / sh), ceil(w / sw)]`.
     fn phased(g: &Conv2dGeometry) -> Self {
-        let (sw, half) = (g.stride[1], g.w.div_ceil(g.stride[1]));
+        let [sh, sw] = g.stride;
+        let (rows, half) = (g.h.div_ceil(sh), g.w.div_ceil(sw));
         Self {
-            sample: g.in_per_group() * sw * g.h * half,
-            channel: sw * g.h * half,
-            phase: g.h * half,
+            sample: g.in_per_group() * sh * sw * rows * half,
+            channel: sh * sw * rows * half,
+            phase: rows * half,
             row: half,
             start: 0,
+            sh,
             sw,
         }
     }
@@ -470,9 +476,14 @@ impl TapLayout {
         self.start
             + s * self.sample
             + ci * self.channel
-            + (ix % self.sw) * self.phase
-            + iy * self.row
+            + ((iy % self.sh) * self.sw + ix % self.sw) * self.phase
+            + iy / self.sh * self.row
             + ix / self.sw
+    }
+
+    /// How far the taps of the next output row are: `sh` input rows, one row of the phase.
+    fn next_output_row(&self, g: &Conv2dGeometry) -> usize {
+        g.stride[0] / self.sh * self.row
     }
 }
 
@@ -485,7 +496,8 @@ fn tap_input(g: &Conv2dGeometry, [ky, kx]: [usize; 2], oy: usize, ox: usize) -> 
 
 /// Visits every input row of a chunk and group with the NCHW index of its first element
 /// (in a tensor starting at the chunk's first sample when `samples_start` is 0) and where its
-/// phase 0 starts in the phase-split layout (phase `p` starts `p * phased.phase` later).
+/// column phase 0 starts in the phase-split layout (column phase `p` starts `p *
+/// phased.phase` later).
 fn for_each_input_row(
     g: &Conv2dGeometry,
     samples: usize,
@@ -497,10 +509,9 @@ fn for_each_input_row(
     let direct = TapLayout::direct(g, samples_start, group);
     for s in 0..samples {
         for ci in 0..g.in_per_group() {
-            // Index arithmetic once per plane: `at` divides by the stride.
-            let (plane, split) = (direct.at(s, ci, 0, 0), phased.at(s, ci, 0, 0));
+            let plane = direct.at(s, ci, 0, 0);
             for iy in 0..g.h {
-                visit(plane + iy * g.w, split + iy * phased.row);
+                visit(plane + iy * g.w, phased.at(s, ci, iy, 0));
             }
         }
     }
@@ -548,10 +559,11 @@ fn merge_row<T: Copy + Add<Output = T>>(row: &mut [T], sw: usize, phases: &[T], 
     }
 }
 
-/// Visits every run of consecutive output columns of every kernel tap and chunk sample whose
+/// Visits every run of consecutive output positions of every kernel tap and chunk sample whose
 /// taps land inside the input: its range in `col` (`[col_rows, samples * oh * ow]`) and
-/// where its input taps start in `layout` (the run is contiguous in both). The shared walk
-/// of im2col and col2im.
+/// where its input taps start in `layout` (the run is contiguous in both: one output row, or
+/// all the tap's rows when its columns are whole rows in both). The shared walk of im2col
+/// and col2im.
 fn for_each_tap_run(
     g: &Conv2dGeometry,
     layout: TapLayout,
@@ -560,15 +572,21 @@ fn for_each_tap_run(
 ) {
     let (plane, ow) = (g.out_plane(), g.ow);
     let n = samples * plane;
-    let next_row = g.stride[0] * layout.row;
+    let next_row = layout.next_output_row(g);
     for_each_kernel_tap(g, |row, ci, tap, rows, cols| {
         if cols.is_empty() || rows.is_empty() {
             return;
         }
         let (iy, ix) = tap_input(g, tap, rows.start, cols.start);
+        let whole_rows = cols.len() == ow && next_row == ow;
         for s in 0..samples {
             let base = row * n + s * plane;
             let mut at = layout.at(s, ci, iy, ix);
+            if whole_rows {
+                let start = base + rows.start * ow;
+                visit(start..start + rows.len() * ow, at);
+                continue;
+            }
             for oy in rows.clone() {
                 let start = base + oy * ow + cols.start;
                 visit(start..start + cols.len(), at);
