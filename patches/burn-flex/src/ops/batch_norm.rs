@@ -15,10 +15,11 @@ use burn_std::{Bytes, Shape, bf16, f16};
 use bytemuck::Pod;
 
 use crate::ops::module::{cast_from_f32, cast_to_f32};
+use crate::ops::written::{self, Part};
 use crate::{FlexTensor, Layout};
 
 /// The float types the kernels run on (everything else is widened to f32).
-trait NormFloat: Element + Pod + Copy + Send + Sync {
+trait NormFloat: Element + Pod + Copy + Default + Send + Sync {
     fn to_f64(self) -> f64;
     fn from_f64(value: f64) -> Self;
 }
@@ -115,28 +116,32 @@ fn per_channel<R: Send>(channels: usize, job: impl Fn(usize) -> R + Sync + Send)
     (0..channels).map(job).collect()
 }
 
-/// `out[n, c, :] = job(c, n-th plane index)` for every plane, in parallel when rayon is on.
+/// The output whose plane `i` (channel `c`) `job(c, i, part)` appends to `part`, planes in
+/// order, in parallel when rayon is on (each worker writes its planes once: no zeroed
+/// output first).
 fn map_planes<T: NormFloat>(
     dims: Planes,
-    job: impl Fn(usize, usize, &mut [T]) + Sync + Send,
+    job: impl Fn(usize, usize, &mut Part<'_, T>) + Sync + Send,
 ) -> Vec<T> {
-    let mut out = alloc::vec![T::from_f64(0.0); dims.batch * dims.channels * dims.plane];
-    if dims.plane == 0 {
-        return out;
+    let planes = dims.batch * dims.channels;
+    if dims.plane == 0 || planes == 0 {
+        return Vec::new();
     }
-    let run = |(i, plane): (usize, &mut [T])| job(i % dims.channels, i, plane);
+    // Parts of at least 16K elements, whole planes each.
+    let per_part = ((1 << 14) / dims.plane + 1).min(planes);
+    let sizes: Vec<usize> = (0..planes.div_ceil(per_part))
+        .map(|k| ((k + 1) * per_part).min(planes) - k * per_part)
+        .map(|count| count * dims.plane)
+        .collect();
+    let fill = |k: usize, part: &mut Part<'_, T>| {
+        for i in k * per_part..((k + 1) * per_part).min(planes) {
+            job(i % dims.channels, i, part);
+        }
+    };
     #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        let min_planes = (1 << 14) / dims.plane + 1;
-        out.par_chunks_mut(dims.plane)
-            .with_min_len(min_planes)
-            .enumerate()
-            .for_each(run);
-    }
+    return written::written_in_parts(&sizes, fill);
     #[cfg(not(feature = "rayon"))]
-    out.chunks_mut(dims.plane).enumerate().for_each(run);
-    out
+    written::written_in_order(&sizes, fill)
 }
 
 /// Per-channel mean and biased variance (two passes: the centred sum is exact enough in f64).
@@ -175,12 +180,10 @@ fn normalize<T: NormFloat>(
             (scale, b.to_f64() - mean * scale)
         })
         .collect();
-    map_planes(dims, |c, i, out| {
+    map_planes(dims, |c, i, part| {
         let (scale, shift) = affine[c];
         let src = &x[i * dims.plane..(i + 1) * dims.plane];
-        for (o, &v) in out.iter_mut().zip(src) {
-            *o = T::from_f64(v.to_f64() * scale + shift);
-        }
+        part.push_mapped(src, |v| T::from_f64(v.to_f64() * scale + shift));
     })
 }
 
@@ -217,12 +220,12 @@ fn backward<T: NormFloat>(
             (a, b, b * mean - a * sum_dy / count)
         })
         .collect();
-    let x_grad = map_planes(dims, |c, i, out| {
+    let x_grad = map_planes(dims, |c, i, part| {
         let (a, b, k) = coefficients[c];
         let range = i * dims.plane..(i + 1) * dims.plane;
-        for ((o, &v), &g) in out.iter_mut().zip(&x[range.clone()]).zip(&dy[range]) {
-            *o = T::from_f64(a * g.to_f64() - b * v.to_f64() + k);
-        }
+        part.push_zipped(&x[range.clone()], &dy[range], |v, g| {
+            T::from_f64(a * g.to_f64() - b * v.to_f64() + k)
+        });
     });
     let gamma_grad = sums.iter().map(|&(_, s)| T::from_f64(s)).collect();
     let beta_grad = sums.iter().map(|&(s, _)| T::from_f64(s)).collect();

@@ -30,6 +30,7 @@ use burn_backend::{DType, TensorMetadata};
 use burn_std::{Bytes, Shape, bf16, f16};
 
 use crate::ops::matmul::GemmScalar;
+use crate::ops::written::Part;
 use crate::{FlexTensor, Layout};
 
 /// Upper bound on one chunk's im2col matrix. Large enough for GEMMs with thousands of
@@ -228,46 +229,34 @@ impl<T: GemmScalar> Scratch<T> {
     }
 }
 
-/// Runs `job(scratch, chunk index, the chunk's disjoint part of dst)` for every chunk, in
-/// parallel when rayon is on. Chunk `i` owns `dst[ranges[i].start * per_sample..ranges[i].end
-/// * per_sample]`.
-fn for_each_chunk<T: GemmScalar + Send>(
-    dst: &mut [T],
+/// The pass's output, made of one part per chunk: chunk `i` writes its samples (`ranges[i]`,
+/// `per_sample` elements each) with `job(scratch, i, part)`, in parallel when rayon is on.
+fn for_each_chunk<T: GemmScalar + Default + Send + Sync>(
     ranges: &[Range<usize>],
     per_sample: usize,
-    job: impl Fn(&mut Scratch<T>, usize, &mut [T]) + Sync + Send,
-) {
-    let mut parts = Vec::with_capacity(ranges.len());
-    let mut rest = dst;
-    for range in ranges {
-        let (part, tail) = rest.split_at_mut(range.len() * per_sample);
-        parts.push(part);
-        rest = tail;
-    }
+    job: impl Fn(&mut Scratch<T>, usize, &mut Part<'_, T>) + Sync + Send,
+) -> Vec<T> {
+    let sizes: Vec<usize> = ranges.iter().map(|r| r.len() * per_sample).collect();
     #[cfg(feature = "rayon")]
     {
-        use rayon::prelude::*;
         use std::sync::Mutex;
         // One scratch per worker, found by the worker's index (a rayon `for_each_init` sets
         // one up per split, which here was most chunks). A worker that steals another chunk
         // while its own is in a GEMM finds its scratch taken and uses a fresh one.
         let scratches: Vec<Mutex<Scratch<T>>> =
             (0..=threads()).map(|_| Mutex::new(Scratch::new())).collect();
-        parts.into_par_iter().enumerate().for_each(|(i, part)| {
+        super::written::written_in_parts(&sizes, |i, part| {
             let slot = rayon::current_thread_index().unwrap_or(threads()).min(threads());
             match scratches[slot].try_lock() {
                 Ok(mut scratch) => job(&mut scratch, i, part),
                 Err(_) => job(&mut Scratch::new(), i, part),
             }
-        });
+        })
     }
     #[cfg(not(feature = "rayon"))]
     {
         let mut scratch = Scratch::new();
-        parts
-            .into_iter()
-            .enumerate()
-            .for_each(|(i, part)| job(&mut scratch, i, part));
+        super::written::written_in_order(&sizes, |i, part| job(&mut scratch, i, part))
     }
 }
 
@@ -679,8 +668,8 @@ fn im2col_chunk<T: GemmScalar>(
 }
 
 /// col2im of `col` into the chunk's part of the NCHW input gradient `dx` (starting at the
-/// chunk's first sample) for one group, through a phase-split sum in `phased` when the
-/// column stride is above 1.
+/// chunk's first sample) for one group, adding to what `dx` holds, through a phase-split sum
+/// when the column stride is above 1.
 fn col2im_chunk<T: GemmScalar + Add<Output = T>>(
     g: &Conv2dGeometry,
     col: &[T],
@@ -693,14 +682,25 @@ fn col2im_chunk<T: GemmScalar + Add<Output = T>>(
     if sw == 1 {
         return col2im(g, col, samples, TapLayout::direct(g, 0, group), dx);
     }
-    let layout = TapLayout::phased(g);
-    let sum = Scratch::fit(phased, layout.len(samples));
-    sum.fill(T::zero());
-    col2im(g, col, samples, layout, sum);
+    let (layout, sum) = col2im_phased(g, col, samples, phased);
     for_each_input_row(g, samples, 0, group, layout, |row, from| {
         let phases = &sum[from..from + (sw - 1) * layout.phase + layout.row];
         merge_row(&mut dx[row..row + g.w], sw, phases, layout.phase);
     });
+}
+
+/// col2im of `col` (one group, column stride above 1) into the phase-split sum in `phased`.
+fn col2im_phased<'a, T: GemmScalar + Add<Output = T>>(
+    g: &Conv2dGeometry,
+    col: &[T],
+    samples: usize,
+    phased: &'a mut Vec<T>,
+) -> (TapLayout, &'a [T]) {
+    let layout = TapLayout::phased(g);
+    let sum = Scratch::fit(phased, layout.len(samples));
+    sum.fill(T::zero());
+    col2im(g, col, samples, layout, sum);
+    (layout, sum)
 }
 
 /// The chunk's output-gradient channels of one group as a `[out_per_group, samples * oh * ow]`
@@ -725,7 +725,7 @@ fn gather_channels<T: Copy>(
 }
 
 /// Forward convolution: NCHW `x` and `[c_out, c_in/groups, kh, kw]` `weight` to NCHW output.
-pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
+pub fn conv2d_forward<T: GemmScalar + Default + Send + Sync>(
     g: &Conv2dGeometry,
     x: &[T],
     weight: &[T],
@@ -733,12 +733,11 @@ pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
     let ranges = g.chunks::<T>();
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
-    let mut y = vec![T::zero(); g.batch * g.c_out * plane];
-    for_each_chunk(&mut y, &ranges, g.c_out * plane, |scratch, i, y| {
+    for_each_chunk(&ranges, g.c_out * plane, |scratch, i, part| {
         let samples = ranges[i].clone();
         let n = samples.len() * plane;
         let (col, product, phased) = scratch.for_im2col(rows * n, opg * n);
-        for group in 0..g.groups {
+        let gemm_of_group = |group: usize, col: &mut [T], product: &mut [T], phased: &mut Vec<T>| {
             im2col_chunk(g, x, samples.clone(), group, phased, col);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
             gemm_strided(
@@ -752,6 +751,20 @@ pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
                 [n, 1],
                 parallelism,
             );
+        };
+        if g.groups == 1 {
+            // product [c_out, samples * plane] to NCHW, written in order.
+            gemm_of_group(0, col, product, phased);
+            for s in 0..samples.len() {
+                for co in 0..opg {
+                    part.push_slice(&product[co * n + s * plane..co * n + (s + 1) * plane]);
+                }
+            }
+            return;
+        }
+        let y = part.zeroed();
+        for group in 0..g.groups {
+            gemm_of_group(group, col, product, phased);
             for co in 0..opg {
                 for s in 0..samples.len() {
                     let dst = (s * g.c_out + group * opg + co) * plane;
@@ -760,13 +773,12 @@ pub fn conv2d_forward<T: GemmScalar + Send + Sync>(
                 }
             }
         }
-    });
-    y
+    })
 }
 
 /// Gradient of the input: NCHW `dy` (the conv's output shape) to NCHW `dx` (its input
 /// shape). With `g` from [`Conv2dGeometry::of_conv_transpose`] this is `conv_transpose2d`.
-pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
+pub fn conv2d_input_grad<T: GemmScalar + Default + Add<Output = T> + Send + Sync>(
     g: &Conv2dGeometry,
     dy: &[T],
     weight: &[T],
@@ -774,13 +786,12 @@ pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
     let ranges = g.chunks::<T>();
     let parallelism = chunk_parallelism(ranges.len());
     let (rows, plane, opg) = (g.col_rows(), g.out_plane(), g.out_per_group());
-    let mut dx = vec![T::zero(); g.batch * g.c_in * g.in_plane()];
-    for_each_chunk(&mut dx, &ranges, g.c_in * g.in_plane(), |scratch, i, dx| {
+    for_each_chunk(&ranges, g.c_in * g.in_plane(), |scratch, i, part| {
         let samples = ranges[i].clone();
         let n = samples.len() * plane;
         // col is the GEMM's output here, dy_chunk a full copy: both wholly written.
         let (col, dy_chunk, phased) = scratch.overwritten(rows * n, opg * n);
-        for group in 0..g.groups {
+        let gemm_of_group = |group: usize, col: &mut [T], dy_chunk: &mut [T]| {
             gather_channels(g, dy, samples.clone(), group, dy_chunk);
             let w = &weight[group * opg * rows..(group + 1) * opg * rows];
             // col [rows, n] = wᵀ [rows, opg] · dy_chunk [opg, n]
@@ -795,10 +806,25 @@ pub fn conv2d_input_grad<T: GemmScalar + Add<Output = T> + Send + Sync>(
                 [n, 1],
                 parallelism,
             );
+        };
+        let sw = g.stride[1];
+        if g.groups == 1 && sw > 1 {
+            // The phase-split sum holds every tap of every input element: merged rows are
+            // the whole input gradient, written in order.
+            gemm_of_group(0, col, dy_chunk);
+            let (layout, sum) = col2im_phased(g, col, samples.len(), phased);
+            for_each_input_row(g, samples.len(), 0, 0, layout, |_, from| {
+                let phases = &sum[from..from + (sw - 1) * layout.phase + layout.row];
+                part.push_interleaved(g.w, sw, phases, layout.phase);
+            });
+            return;
+        }
+        let dx = part.zeroed();
+        for group in 0..g.groups {
+            gemm_of_group(group, col, dy_chunk);
             col2im_chunk(g, col, samples.len(), group, phased, dx);
         }
-    });
-    dx
+    })
 }
 
 /// Gradient of the weight: NCHW `x` and `dy` to `[c_out, c_in/groups, kh, kw]`. With `g`
@@ -854,7 +880,7 @@ pub fn run(
     b: FlexTensor,
     out_shape: Shape,
 ) -> FlexTensor {
-    fn typed<T: GemmScalar + Add<Output = T> + Send + Sync>(
+    fn typed<T: GemmScalar + Default + Add<Output = T> + Send + Sync>(
         pass: Pass,
         g: &Conv2dGeometry,
         a: &FlexTensor,

@@ -99,6 +99,7 @@ mod conv_common;
 pub mod conv;
 pub(crate) mod batch_norm;
 pub(crate) mod conv2d_gemm;
+pub(crate) mod written;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
