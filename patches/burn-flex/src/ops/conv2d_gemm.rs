@@ -470,6 +470,11 @@ impl TapLayout {
             + ix / self.sw
     }
 
+    /// The span of one input row's column phases whose phase 0 starts at `from`.
+    fn row_phases(&self, from: usize) -> Range<usize> {
+        from..from + (self.sw - 1) * self.phase + self.row
+    }
+
     /// How far the taps of the next output row are: `sh` input rows, one row of the phase.
     fn next_output_row(&self, g: &Conv2dGeometry) -> usize {
         g.stride[0] / self.sh * self.row
@@ -661,7 +666,7 @@ fn im2col_chunk<T: GemmScalar>(
     let layout = TapLayout::phased(g);
     let split = Scratch::fit(phased, layout.len(samples.len()));
     for_each_input_row(g, samples.len(), samples.start, group, layout, |row, to| {
-        let phases = &mut split[to..to + (sw - 1) * layout.phase + layout.row];
+        let phases = &mut split[layout.row_phases(to)];
         split_row(&x[row..row + g.w], sw, phases, layout.phase);
     });
     im2col(g, split, layout, samples.len(), col);
@@ -684,7 +689,7 @@ fn col2im_chunk<T: GemmScalar + Add<Output = T>>(
     }
     let (layout, sum) = col2im_phased(g, col, samples, phased);
     for_each_input_row(g, samples, 0, group, layout, |row, from| {
-        let phases = &sum[from..from + (sw - 1) * layout.phase + layout.row];
+        let phases = &sum[layout.row_phases(from)];
         merge_row(&mut dx[row..row + g.w], sw, phases, layout.phase);
     });
 }
@@ -814,7 +819,7 @@ pub fn conv2d_input_grad<T: GemmScalar + Default + Add<Output = T> + Send + Sync
             gemm_of_group(0, col, dy_chunk);
             let (layout, sum) = col2im_phased(g, col, samples.len(), phased);
             for_each_input_row(g, samples.len(), 0, 0, layout, |_, from| {
-                let phases = &sum[from..from + (sw - 1) * layout.phase + layout.row];
+                let phases = &sum[layout.row_phases(from)];
                 part.push_interleaved(g.w, sw, phases, layout.phase);
             });
             return;
