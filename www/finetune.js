@@ -155,8 +155,16 @@ export class FineTune {
     this.showPictures();
   }
 
-  async loop() {
+  /// Starts the training loop; `run.looping` settles once it has stopped, so pausing and
+  /// keeping can wait for the step in flight (the worker answers calls out of order).
+  loop() {
     const run = this.run;
+    // After a quick pause and resume the old loop may still be finishing its step: queue
+    // behind it rather than run two loops at once.
+    run.looping = (run.looping ?? Promise.resolve()).then(() => this.train(run));
+  }
+
+  async train(run) {
     while (run === this.run && !run.paused && run.step < run.totalSteps) {
       const started = performance.now();
       let progress;
@@ -221,10 +229,13 @@ export class FineTune {
   }
 
   async pause() {
-    this.run.paused = true;
+    const run = this.run;
+    run.paused = true;
     this.showRun();
+    await run.looping;
+    if (run !== this.run || !run.paused) return; // resumed meanwhile
     await this.save();
-    this.status(`paused at step ${this.run.step}.`);
+    this.status(`paused at step ${run.step}.`);
   }
 
   resume() {
@@ -238,6 +249,8 @@ export class FineTune {
   async keep() {
     const run = this.run;
     run.paused = true;
+    await run.looping;
+    if (run !== this.run) return;
     try {
       const { bytes: state } = await this.engine.call("tuneCheckpoint");
       const { bytes } = await this.engine.call("tuneExport", { state, name: run.name });

@@ -37,7 +37,15 @@ const ops = {
   tuneEnd: () => wasm.fineTuneEnd(),
 };
 
-self.onmessage = async ({ data: { id, op, args } }) => {
+// One call at a time, in the order they came: the wasm calls that await the GPU would
+// otherwise interleave (a checkpoint asked for while a training step is in flight finds
+// no run to save).
+let queue = Promise.resolve();
+self.onmessage = ({ data }) => {
+  queue = queue.then(() => answer(data)).catch(() => {});
+};
+
+async function answer({ id, op, args }) {
   try {
     if (op !== "start" && !wasm) throw new Error("the model worker has not started");
     const started = performance.now();
@@ -48,4 +56,4 @@ self.onmessage = async ({ data: { id, op, args } }) => {
   } catch (error) {
     self.postMessage({ id, ok: false, error: String(error?.message ?? error) });
   }
-};
+}

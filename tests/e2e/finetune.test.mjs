@@ -109,6 +109,7 @@ async function fineTuneFlow({ webgpu, query, shot, steps }) {
     await page.click("#tune-pause");
     await page.waitForFunction(() => /paused at step/.test(document.getElementById("tune-status").textContent), null, { timeout: TIMEOUT });
     const paused = await step(page);
+    assert.equal(await page.textContent("#tune-saved"), `saved at step ${paused}`, "pausing saves the run at the step it shows");
     await page.waitForTimeout(1500);
     assert.equal(await step(page), paused, "a paused run does not advance");
     await page.click("#tune-pause");
