@@ -258,7 +258,7 @@ fn train(args: TrainArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "tool": "retrato", "family": args.family, "objective": args.objective,
+                "tool": "retrato", "device": args.device.burn_name(), "family": args.family, "objective": args.objective,
                 "batch": args.batch, "steps": args.steps, "median_step_s": median,
                 "min_step_s": times[0], "max_step_s": times[times.len() - 1],
                 "images_per_s": images_per_s, "peak_rss_mib": peak_mib, "threads": threads,
@@ -267,9 +267,10 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     } else {
         println!(
-            "retrato {} {} {size}x{size}, batch {}: median step {median:.3} s (min {:.3}, max {:.3}) over {} steps, {images_per_s:.1} images/s, peak memory {} MiB, {threads} threads",
+            "retrato {} {} {size}x{size} on {}, batch {}: median step {median:.3} s (min {:.3}, max {:.3}) over {} steps, {images_per_s:.1} images/s, peak memory {} MiB, {threads} threads",
             args.family,
             args.objective,
+            args.device.burn_name(),
             args.batch,
             times[0],
             times[times.len() - 1],

@@ -33,11 +33,15 @@ impl DeviceChoice {
     /// burn creates some tensors (restored optimizer state) on its default device before
     /// moving them; make that the chosen one, so a CPU run never touches the GPU runtime.
     fn make_default(self) {
-        let name = match self {
+        // SAFETY: every command picks its device first, before it starts any thread.
+        unsafe { std::env::set_var("BURN_DEVICE", self.burn_name()) };
+    }
+
+    /// burn's name of the backend (`BURN_DEVICE`), also what benchmarks report.
+    pub fn burn_name(self) -> &'static str {
+        match self {
             Self::Cpu => "flex",
             Self::Wgpu => "wgpu",
-        };
-        // SAFETY: every command picks its device first, before it starts any thread.
-        unsafe { std::env::set_var("BURN_DEVICE", name) };
+        }
     }
 }
