@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::tensor::Device;
 
+use retrato::weights::{self, DISCRIMINATOR_PREFIX, WeightsError};
+
 use super::files::load_model;
 
 #[derive(clap::Args)]
@@ -15,11 +17,22 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let model = load_model(&args.file)?;
-    let generator = model
-        .generator(&Device::flex())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let parameters = generator.parameter_count();
+    let device = Device::flex();
     let header = &model.header;
+    let in_file = |e: WeightsError| anyhow::anyhow!("{}: {e}", args.file.display());
+    // The page's NAME.discriminator.safetensors holds only D: describe that, not a missing G.
+    let discriminator_only = model.has_part(DISCRIMINATOR_PREFIX)
+        && !model.has_part(weights::generator_prefix(&header.model));
+    let generator = if discriminator_only {
+        None
+    } else {
+        Some(model.generator(&device).map_err(in_file)?)
+    };
+    let discriminator = if model.has_part(DISCRIMINATOR_PREFIX) {
+        Some(model.discriminator(&device).map_err(in_file)?)
+    } else {
+        None
+    };
     let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
     println!("file        {}", args.file.display());
     println!("family      {}", header.model.family());
@@ -31,7 +44,18 @@ pub fn run(args: Args) -> Result<()> {
     );
     let size = header.model.image_size();
     let latent = header.model.latent_dim();
-    println!("generator   {parameters} parameters, latent {latent}, {size}x{size} images");
+    match &generator {
+        Some(g) => println!(
+            "generator   {} parameters, latent {latent}, {size}x{size} images",
+            g.parameter_count()
+        ),
+        None => println!(
+            "generator   - (a discriminator alone: the fine-tuning start for a model of this config)"
+        ),
+    }
+    if let Some(d) = &discriminator {
+        println!("discriminator {} parameters", d.parameter_count());
+    }
     println!("dataset     {}", or_dash(&header.dataset));
     println!("steps       {}", header.steps);
     println!("created     {}", or_dash(&header.created));

@@ -187,6 +187,12 @@ fn convert_splits_generator_and_discriminator() {
     assert!(names(&g).iter().all(|n| n.starts_with("generator.")));
     assert!(names(&d).iter().all(|n| n.starts_with("discriminator.")));
     assert_eq!(names(&g).len() + names(&d).len(), names(&both).len());
+    // `info` describes the discriminator-only file the page fine-tunes from.
+    let info = ok(&["info", &d]);
+    assert!(info.contains("generator   -"), "{info}");
+    assert!(info.contains("discriminator "), "{info}");
+    assert!(ok(&["info", &both]).contains("discriminator "));
+    assert!(!ok(&["info", &g]).contains("discriminator "));
     // A file without a discriminator has none to give: one line saying so.
     let refused = retrato(&[
         "convert",
