@@ -6,12 +6,14 @@
 # Usage: bash bench/gpu.sh [STEPS] [WARMUP]
 #   RETRATO: a retrato built with --features gpu (default: the release build in
 #   $CARGO_TARGET_DIR); python3 with a CUDA build of torch; nvidia-smi.
+#   ROWS: a file to keep the measurements in, one JSON line each (for scripts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20}
 warmup=${2:-5}
 retrato=${RETRATO:-${CARGO_TARGET_DIR:-$HOME/.cache/retrato/target}/release/retrato}
-rows=$(mktemp)
+rows=${ROWS:-$(mktemp)}
+: >"$rows"
 memory=$(mktemp)
 
 # One benchmark (a command printing one JSON line), with the GPU memory it took added.
@@ -19,8 +21,11 @@ row() {
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$memory" &
     local sampler=$! line
     sleep 0.3
-    if line=$(timeout 300 "$@"); then
-        kill "$sampler"; wait "$sampler" 2>/dev/null
+    line=$(timeout 300 "$@")
+    local status=$?
+    kill "$sampler"
+    wait "$sampler" 2>/dev/null
+    if [ $status -eq 0 ]; then
         echo "$line" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read().strip().splitlines()[-1])
@@ -28,7 +33,6 @@ used = [int(v) for v in open(sys.argv[1]).read().split() if v.isdigit()]
 r["gpu_mib"] = max(used) - used[0] if used else None
 print(json.dumps(r))' "$memory" >>"$rows"
     else
-        kill "$sampler"; wait "$sampler" 2>/dev/null
         echo "failed: $*" >&2
     fi
 }

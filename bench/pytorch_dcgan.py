@@ -86,7 +86,8 @@ def main():
     times.sort()
     median = times[len(times) // 2]
     print(json.dumps({
-        "tool": "pytorch", "device": device.type, "torch": torch.__version__, "batch": args.batch, "steps": args.steps,
+        "tool": "pytorch", "device": device.type, "torch": torch.__version__, "batch": args.batch,
+        "steps": args.steps,
         "median_step_s": median, "min_step_s": times[0], "max_step_s": times[-1],
         "images_per_s": args.batch / median,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

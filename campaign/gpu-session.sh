@@ -11,8 +11,14 @@ set -u
 : "${RETRATO:?}" "${DATA:?}" "${RESUME:?}" "${STEP0:?}" "${OUT:?}"
 T0=$(date +%s)
 DEADLINE=$((T0 + ${BUDGET:-510}))
-RETRATO=$RETRATO bash bench/gpu.sh "${BENCH_STEPS:-20}" 5 2>&1 | tee "$OUT/bench.txt"
-speed=$(grep '^retrato  *wgpu  *64 ' "$OUT/bench.txt" | awk '{print $5}' | head -1)
+RETRATO=$RETRATO ROWS="$OUT/bench.jsonl" bash bench/gpu.sh "${BENCH_STEPS:-20}" 5 2>&1 |
+    tee "$OUT/bench.txt"
+speed=$(python3 -c '
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print(next((r["images_per_s"] for r in rows
+            if r["tool"] == "retrato" and r["device"] == "wgpu" and r["batch"] == 64), ""))
+' "$OUT/bench.jsonl")
 [ -z "$speed" ] && { echo "wgpu did not run: no training"; exit 1; }
 left=$((DEADLINE - $(date +%s) - 45))
 minutes=$(python3 -c "print(round($left / 60, 2))")
