@@ -10,7 +10,7 @@ use burn::module::{Initializer, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::activation::{leaky_relu, relu, tanh};
-use burn::tensor::module::conv_transpose2d;
+use burn::tensor::module::{batch_norm_train, conv_transpose2d};
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor};
 
@@ -145,6 +145,26 @@ impl DownBlock {
             None => x,
         }
     }
+
+    /// The pre-activation and, with batch norm, its slope per channel with respect to the
+    /// conv output when the statistics it normalised with are held fixed: γ/√(σ²+ε) as
+    /// [1, C, 1, 1]. Leaves the running statistics alone (this is not a scoring pass).
+    fn pre_activation_and_scale(&self, x: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
+        let x = self.conv.forward(x);
+        let Some(norm) = &self.norm else {
+            return (x, None);
+        };
+        let (a, variance) = match x.device().is_autodiff() && norm.training.is_enabled() {
+            true => {
+                let out = batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+                (out.output, out.variance)
+            }
+            false => (norm.forward(x), norm.running_var.value()),
+        };
+        let channels = variance.dims()[0];
+        let scale = norm.gamma.val() / (variance.detach() + norm.epsilon).sqrt();
+        (a, Some(scale.reshape([1, channels, 1, 1])))
+    }
 }
 
 #[derive(Module, Debug)]
@@ -203,30 +223,32 @@ impl Discriminator {
     }
 
     /// ∇ₓD(x) per image, written as a forward computation so that a first-order backward
-    /// through it is the exact WGAN-GP update (burn has no double backward). The convs are
-    /// applied transposed in reverse order, each LeakyReLU replaced by its slope mask at `x`
-    /// (a constant almost everywhere). Only for critics without batch norm or dropout.
+    /// through it is the exact WGAN-GP / R1 update (burn has no double backward). The convs
+    /// are applied transposed in reverse order, each LeakyReLU replaced by its slope mask at
+    /// `x` (a constant almost everywhere). Batch norm enters with the statistics of the batch
+    /// held fixed (its per-channel scale γ/√(σ²+ε)): the gradient of D as it scores this batch,
+    /// leaving out each image's small share in the batch's mean and variance — what R1 on a
+    /// DCGAN discriminator with batch norm can use. Not for critics with dropout.
     pub fn input_gradient(&self, images: Tensor<4>) -> Tensor<4> {
-        assert!(
-            self.blocks.iter().all(|b| b.norm.is_none()),
-            "input_gradient needs a critic without batch norm"
-        );
         let mut pre_activations = vec![self.from_rgb.forward(images.clone())];
+        let mut scales = vec![None];
         for block in &self.blocks {
             let x = leaky_relu(pre_activations.last().unwrap().clone(), SLOPE);
-            pre_activations.push(block.pre_activation(x));
+            let (a, scale) = block.pre_activation_and_scale(x);
+            pre_activations.push(a);
+            scales.push(scale);
         }
         let n = images.dims()[0];
         let mut grad = Tensor::ones([n, 1, 1, 1], &images.device());
         grad = conv_transpose_of(&self.head, grad);
         let convs = std::iter::once(&self.from_rgb).chain(self.blocks.iter().map(|b| &b.conv));
-        for (conv, a) in convs
-            .collect::<Vec<_>>()
-            .into_iter()
-            .zip(pre_activations)
-            .rev()
-        {
-            grad = conv_transpose_of(conv, grad * leaky_relu_slope(a, SLOPE));
+        let layers = convs.zip(pre_activations).zip(scales).collect::<Vec<_>>();
+        for ((conv, a), scale) in layers.into_iter().rev() {
+            grad = grad * leaky_relu_slope(a, SLOPE);
+            if let Some(scale) = scale {
+                grad = grad * scale;
+            }
+            grad = conv_transpose_of(conv, grad);
         }
         grad
     }

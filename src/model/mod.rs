@@ -209,21 +209,28 @@ impl ModelConfig {
     }
 
     /// Why this discriminator cannot be a WGAN-GP critic, if it cannot: the penalty is taken
-    /// per image, which batch norm and dropout (random per call) break.
+    /// per image at points between real and fake, which batch norm (it mixes the batch) and
+    /// dropout (random per call) break.
     pub fn gradient_penalty_problem(&self) -> Option<String> {
         match self {
             Self::Dcgan(c) if c.d_batch_norm => {
-                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without batch norm: set d_batch_norm = false".into())
+                Some("a gradient penalty (WGAN-GP) needs a discriminator without batch norm: set d_batch_norm = false".into())
             }
-            Self::Dcgan(c) if c.d_dropout > 0.0 => {
-                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without dropout: set d_dropout = 0".into())
-            }
-            Self::Mlp(c) if c.d_dropout > 0.0 => {
-                Some("a gradient penalty (WGAN-GP, R1) needs a discriminator without dropout: set d_dropout = 0".into())
-            }
-            Self::Vae(_) => Some("a VAE has no critic".into()),
-            _ => None,
+            _ => self.r1_problem(),
         }
+    }
+
+    /// Why R1 cannot be taken on this discriminator, if it cannot. Batch norm is allowed: R1
+    /// takes D's input gradient with the batch's statistics held fixed (`input_gradient`).
+    pub fn r1_problem(&self) -> Option<String> {
+        let dropout = match self {
+            Self::Dcgan(c) => c.d_dropout,
+            Self::Mlp(c) => c.d_dropout,
+            Self::Vae(_) => return Some("a VAE has no critic".into()),
+        };
+        (dropout > 0.0).then(|| {
+            "a gradient penalty (WGAN-GP, R1) needs a discriminator without dropout: set d_dropout = 0".into()
+        })
     }
 }
 

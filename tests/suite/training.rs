@@ -284,6 +284,66 @@ fn critic_input_gradient_is_exact() {
     }
 }
 
+/// With batch norm, ∇ₓD holds the batch's statistics fixed: it equals autodiff's gradient of
+/// the same D with each norm fed its batch mean and variance as constants, and computing it
+/// leaves the running statistics alone.
+#[test]
+fn input_gradient_with_batch_norm_holds_the_batch_statistics() {
+    use burn::tensor::activation::leaky_relu;
+    use burn::tensor::module::{batch_norm, batch_norm_train};
+    let device = device();
+    let model = ModelConfig::from_fields(
+        &serde_json::json!({ "family": "dcgan", "image_size": 32, "d_width": 4 }),
+    )
+    .unwrap();
+    device.seed(5);
+    let d = model.init_discriminator(&device).unwrap();
+    let Discriminator::Dcgan(inner) = &d else {
+        unreachable!("a dcgan discriminator")
+    };
+    let running = |d: &retrato::model::dcgan::Discriminator| {
+        let norm = d.blocks[0].norm.as_ref().expect("batch norm");
+        norm.running_mean
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let before = running(inner);
+    let x = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let ours = d
+        .input_gradient(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(running(inner), before, "running statistics untouched");
+
+    let leaf = x.require_grad();
+    let mut h = leaky_relu(inner.from_rgb.forward(leaf.clone()), 0.2);
+    for block in &inner.blocks {
+        let c = block.conv.forward(h);
+        let norm = block.norm.as_ref().unwrap();
+        let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
+        let stats = batch_norm_train(c.clone(), gamma.clone(), beta.clone(), norm.epsilon);
+        let a = batch_norm(c, gamma, beta, stats.mean, stats.variance, norm.epsilon);
+        h = leaky_relu(a, 0.2);
+    }
+    let grads = inner.head.forward(h).sum().backward();
+    let reference = leaf
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    assert!(
+        max_abs_diff(&ours, &reference) <= 1e-5 * scale.max(1.0),
+        "{} (scale {scale})",
+        max_abs_diff(&ours, &reference)
+    );
+}
+
 #[test]
 fn diff_augment_keeps_shape_and_translation_shifts_content() {
     let device = Device::flex();
@@ -539,7 +599,7 @@ fn a_portable_checkpoint_restores_the_networks_and_step() {
 }
 
 /// R1 is γ/2·E‖∇ₓD(x)‖² at the real images (autodiff's gradient as the reference), applied
-/// lazily every `r1_every` D updates, and refused for a discriminator with batch norm.
+/// lazily every `r1_every` D updates, refused for a discriminator with dropout.
 #[test]
 fn r1_penalty_is_lazy_and_matches_autodiff() {
     let device = device();
@@ -570,12 +630,28 @@ fn r1_penalty_is_lazy_and_matches_autodiff() {
         .collect();
     assert_eq!(with_r1, [true, false, true, false]);
 
+    // Batch norm is allowed (statistics held fixed); dropout is not.
     let with_norm: Result<TrainConfig, _> =
         serde_json::from_value(serde_json::json!({ "model": small_dcgan(), "train": options }));
-    let problem = with_norm.unwrap().validate().unwrap_err();
+    with_norm.unwrap().validate().unwrap();
+    let mut with_dropout = small_dcgan();
+    with_dropout["d_dropout"] = 0.3.into();
+    let with_dropout: Result<TrainConfig, _> =
+        serde_json::from_value(serde_json::json!({ "model": with_dropout, "train": options }));
+    let problem = with_dropout.unwrap().validate().unwrap_err();
     assert!(
-        problem.contains("r1_gamma") && problem.contains("batch norm"),
+        problem.contains("r1_gamma") && problem.contains("dropout"),
         "{problem}"
+    );
+    // A batch-norm discriminator trains with R1.
+    let options = serde_json::json!({ "batch_size": 8, "r1_gamma": 0.5, "r1_every": 1 });
+    let mut trainer = Trainer::new(config(small_dcgan(), options), &device).unwrap();
+    let history = train(&mut trainer, 2);
+    assert_finite(&history);
+    assert!(
+        history
+            .iter()
+            .all(|step| step.iter().any(|(name, _)| *name == "r1"))
     );
 }
 
