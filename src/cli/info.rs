@@ -21,14 +21,15 @@ pub fn run(args: Args) -> Result<()> {
     let header = &model.header;
     let in_file = |e: WeightsError| anyhow::anyhow!("{}: {e}", args.file.display());
     // The page's NAME.discriminator.safetensors holds only D: describe that, not a missing G.
-    let discriminator_only = model.has_part(DISCRIMINATOR_PREFIX)
-        && !model.has_part(weights::generator_prefix(&header.model));
+    let has_discriminator = model.has_part(DISCRIMINATOR_PREFIX);
+    let discriminator_only =
+        has_discriminator && !model.has_part(weights::generator_prefix(&header.model));
     let generator = if discriminator_only {
         None
     } else {
         Some(model.generator(&device).map_err(in_file)?)
     };
-    let discriminator = if model.has_part(DISCRIMINATOR_PREFIX) {
+    let discriminator = if has_discriminator {
         Some(model.discriminator(&device).map_err(in_file)?)
     } else {
         None
