@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, Device, Tensor};
 use burn_store::burn_pack::{self, DType};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,9 @@ struct TrainingState {
     config: TrainConfig,
     step: u64,
     lr_scale: f64,
+    /// ADA's adapted probability of the geometric transforms (`ada_target > 0`).
+    #[serde(default)]
+    augment_p: Option<f32>,
     info: RunInfo,
     /// Parameter ids per network, in visiting order (optimizer state is keyed by them).
     param_ids: BTreeMap<String, Vec<u64>>,
@@ -240,6 +243,7 @@ fn encode_as(
         config: trainer.config.clone(),
         step: trainer.step,
         lr_scale: trainer.lr_scale,
+        augment_p: (trainer.augment_p.clone()).map(|p| p.into_scalar::<f32>()),
         info: info.clone(),
         param_ids,
     };
@@ -345,7 +349,7 @@ pub async fn encode_portable(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8
         }
         None => None,
     };
-    let copy = Trainer::from_networks(
+    let mut copy = Trainer::from_networks(
         trainer.config.clone(),
         networks,
         ema,
@@ -353,6 +357,10 @@ pub async fn encode_portable(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8
         trainer.lr_scale,
         &cpu,
     );
+    if let Some(p) = &trainer.augment_p {
+        let p = read_values(Values(vec![p.clone()])).await?.concat();
+        copy.augment_p = Some(Tensor::from_floats(p.as_slice(), &cpu));
+    }
     encode(&copy, info).map_err(|e| e.to_string())
 }
 
@@ -425,7 +433,7 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
         }
         false => None,
     };
-    let trainer = Trainer::from_networks(
+    let mut trainer = Trainer::from_networks(
         config,
         networks,
         ema,
@@ -433,5 +441,8 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
         training.lr_scale,
         device,
     );
+    if let (Some(_), Some(p)) = (&trainer.augment_p, training.augment_p) {
+        trainer.augment_p = Some(Tensor::from_floats([p], device));
+    }
     Ok((trainer, training.info))
 }

@@ -16,6 +16,9 @@ pub fn loss_names(train: &TrainOptions) -> Vec<&'static str> {
     if train.r1_gamma > 0.0 && train.objective != Objective::Vae {
         names.push("r1");
     }
+    if train.ada_target > 0.0 {
+        names.push("augment_p");
+    }
     names
 }
 

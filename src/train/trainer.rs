@@ -60,6 +60,9 @@ pub struct Trainer {
     pub step: u64,
     /// Multiplies both learning rates; lowered after a divergence rollback.
     pub lr_scale: f64,
+    /// ADA's adaptive probability of the geometric transforms (`ada_target > 0`), one value
+    /// kept on the device: it adapts every step without a read-back.
+    pub augment_p: Option<Tensor<1>>,
     /// The other ranks of a data-parallel job ([`Collective`]): this trainer sees its shard
     /// of each batch, draws its shard of the latents, and averages gradients with them.
     pub ranks: Option<Ranks>,
@@ -117,15 +120,46 @@ impl Trainer {
         lr_scale: f64,
         device: &Device,
     ) -> Self {
+        let augment_p = (config.train.ada_target > 0.0)
+            .then(|| Tensor::from_floats([config.train.geometric_p as f32], device));
         Self {
             config,
             networks,
             ema,
             step,
             lr_scale,
+            augment_p,
             ranks: None,
             device: device.clone(),
         }
+    }
+
+    /// The probability of each geometric transform this step: ADA's adapted one, or the
+    /// configured constant.
+    pub fn geometric_p(&self) -> Tensor<1> {
+        match &self.augment_p {
+            Some(p) => p.clone(),
+            None => Tensor::from_floats([self.config.train.geometric_p as f32], &self.device),
+        }
+    }
+
+    /// ADA's update after a D step: the probability moves by `images / ada_images` up where
+    /// D is surer of the real images than `ada_target`, down where less (every rank by the
+    /// job's average, so that all keep the same value).
+    fn adapt_augmentation(&mut self, real_logits: Tensor<1>, images: usize) {
+        let Some(p) = self.augment_p.take() else {
+            return;
+        };
+        let t = &self.config.train;
+        let mut overfit = real_logits.detach().sign().mean();
+        if let Some(ranks) = self.ranks.as_deref() {
+            let mut value = [overfit.into_scalar::<f32>()];
+            super::collective::average(ranks, &mut value);
+            overfit = Tensor::from_floats(value, &self.device);
+        }
+        let speed = (images * self.shard().1) as f64 / t.ada_images;
+        let moved = p + (overfit - t.ada_target).sign() * speed;
+        self.augment_p = Some(moved.clamp(0.0, 1.0).detach());
     }
 
     pub fn device(&self) -> &Device {
@@ -193,6 +227,8 @@ impl Trainer {
         let z_d = self.latents(STREAM_LATENT_D, n);
         let z_g = self.latents(STREAM_LATENT_G, n);
         let mut penalty_rng = self.rng(STREAM_PENALTY);
+        let geometric_p = self.geometric_p();
+        let mut adapt_to = None;
         let Networks::Gan {
             generator,
             discriminator,
@@ -205,10 +241,16 @@ impl Trainer {
 
         if update_d {
             let fake = generator.forward(z_d).detach();
-            let real_seen = diff_augment(real.clone(), &t.augment, &mut augment_rng);
-            let fake_seen = diff_augment(fake, &t.augment, &mut augment_rng);
+            let real_seen = diff_augment(
+                real.clone(),
+                &t.augment,
+                geometric_p.clone(),
+                &mut augment_rng,
+            );
+            let fake_seen = diff_augment(fake, &t.augment, geometric_p.clone(), &mut augment_rng);
             let real_logits = discriminator.forward(real_seen.clone());
             let fake_logits = discriminator.forward(fake_seen.clone());
+            adapt_to = Some(real_logits.clone());
             let loss = match t.objective {
                 Objective::Bce => {
                     out.push(("d_real", mean_probability(real_logits.clone()).detach()));
@@ -265,7 +307,12 @@ impl Trainer {
 
         if update_g {
             let fake = generator.forward(z_g);
-            let logits = discriminator.forward(diff_augment(fake, &t.augment, &mut augment_rng));
+            let logits = discriminator.forward(diff_augment(
+                fake,
+                &t.augment,
+                geometric_p.clone(),
+                &mut augment_rng,
+            ));
             let loss = match t.objective {
                 Objective::Bce => bce_with_logits(logits, 1.0),
                 _ => logits.mean().neg(),
@@ -280,6 +327,10 @@ impl Trainer {
             };
             *generator = generator.clone().transform(&mut step);
             self.update_ema();
+        }
+        if let Some(real_logits) = adapt_to.filter(|_| self.augment_p.is_some()) {
+            self.adapt_augmentation(real_logits, n);
+            out.push(("augment_p", self.geometric_p()));
         }
         StepLosses(out)
     }

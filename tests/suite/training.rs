@@ -210,6 +210,22 @@ fn configs_that_cannot_train_are_refused_with_the_reason() {
         "batch_size",
     );
     refuse(small_dcgan(), serde_json::json!({ "lr_g": -1.0 }), "lr_g");
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "geometric_p": 1.5 }),
+        "geometric_p",
+    );
+    // ADA adapts the geometric transforms' probability: without them it has nothing to adapt.
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "ada_target": 0.6, "augment": ["translation"] }),
+        "geometric",
+    );
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "ada_target": 0.6, "augment": ["geometric"], "objective": "wgan-clip" }),
+        "bce",
+    );
     // A 32x32 DCGAN discriminator has 4 weight layers; freezing all of them trains nothing.
     refuse(
         small_dcgan(),
@@ -349,9 +365,10 @@ fn diff_augment_keeps_shape_and_translation_shifts_content() {
     let device = Device::flex();
     let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Uniform(-1.0, 1.0), &device);
     let policy = [Augment::Color, Augment::Translation, Augment::Cutout];
-    let out = diff_augment(x.clone(), &policy, &mut SplitMix64::stream(1, 0));
+    let p = || Tensor::<1>::from_floats([0.25], &device);
+    let out = diff_augment(x.clone(), &policy, p(), &mut SplitMix64::stream(1, 0));
     assert_eq!(out.dims(), [4, 3, 16, 16]);
-    let again = diff_augment(x.clone(), &policy, &mut SplitMix64::stream(1, 0));
+    let again = diff_augment(x.clone(), &policy, p(), &mut SplitMix64::stream(1, 0));
     assert_eq!(
         out.into_data(),
         again.into_data(),
@@ -361,6 +378,7 @@ fn diff_augment_keeps_shape_and_translation_shifts_content() {
     let moved = diff_augment(
         x.clone(),
         &[Augment::Translation],
+        p(),
         &mut SplitMix64::stream(2, 0),
     );
     let (a, b) = (
@@ -371,6 +389,99 @@ fn diff_augment_keeps_shape_and_translation_shifts_content() {
     assert_ne!(a, b);
 }
 
+/// ADA's geometric group: with probability 0 every image is resampled at its own pixel
+/// centres (unchanged); with 1 every image moves, the stream decides how (same stream, same
+/// images), and G's gradient flows through the resampling.
+#[test]
+fn geometric_augmentation_keeps_images_at_p_0_and_moves_them_differentiably_at_p_1() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([4, 3, 16, 16], Distribution::Uniform(-1.0, 1.0), &device);
+    let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+    let policy = [Augment::Geometric];
+    let p = |value: f32, device: &Device| Tensor::<1>::from_floats([value], device);
+    let kept = diff_augment(
+        x.clone(),
+        &policy,
+        p(0.0, &device),
+        &mut SplitMix64::stream(3, 0),
+    );
+    assert!(max_abs_diff(&values(kept), &values(x.clone())) < 1e-5);
+
+    let moved = diff_augment(
+        x.clone(),
+        &policy,
+        p(1.0, &device),
+        &mut SplitMix64::stream(3, 0),
+    );
+    let again = diff_augment(
+        x.clone(),
+        &policy,
+        p(1.0, &device),
+        &mut SplitMix64::stream(3, 0),
+    );
+    assert_eq!(moved.dims(), [4, 3, 16, 16]);
+    let (moved, again, original) = (values(moved), values(again), values(x.clone()));
+    assert_eq!(moved, again, "same stream, same transforms");
+    let plane = 3 * 16 * 16;
+    for image in 0..4 {
+        let range = image * plane..(image + 1) * plane;
+        assert!(
+            max_abs_diff(&moved[range.clone()], &original[range]) > 0.1,
+            "image {image} moved"
+        );
+    }
+    // Mirrored borders and bilinear weights: no value beyond the input's range.
+    assert!(moved.iter().all(|v| (-1.0 - 1e-5..=1.0 + 1e-5).contains(v)));
+
+    let trainable = device.clone().autodiff();
+    let x = Tensor::<4>::from_data(x.into_data(), &trainable).require_grad();
+    let out = diff_augment(
+        x.clone(),
+        &policy,
+        p(1.0, &trainable),
+        &mut SplitMix64::stream(3, 0),
+    );
+    let gradients = out.sum().backward();
+    let grad = values(x.grad(&gradients).expect("a gradient reaches the input"));
+    // Each output pixel's bilinear weights sum to 1, so the gradient sums to the outputs.
+    let total: f32 = grad.iter().sum();
+    assert!(
+        (total - (4 * plane) as f32).abs() < 1e-2 * (4 * plane) as f32,
+        "{total}"
+    );
+}
+
+/// ADA: after every D update the geometric probability moves by batch / ada_images towards
+/// the target, stays within [0, 1], is reported as `augment_p`, and a checkpoint keeps it.
+#[test]
+fn ada_moves_the_geometric_probability_at_its_speed_and_a_checkpoint_keeps_it() {
+    let train_options = serde_json::json!({ "batch_size": 8, "augment": ["geometric", "translation"],
+        "geometric_p": 0.05, "ada_target": 0.6, "ada_images": 80.0, "seed": 2 });
+    let mut trainer = Trainer::new(config(small_dcgan(), train_options), &device()).unwrap();
+    let history = train(&mut trainer, 6);
+    let mut previous = 0.05f32;
+    for losses in &history {
+        let p = losses
+            .iter()
+            .find(|(name, _)| *name == "augment_p")
+            .unwrap()
+            .1;
+        let moved = (p - previous).abs();
+        // A step of 8 images at 80 images per unit moves it by 0.1, or to a bound.
+        assert!(
+            (moved - 0.1).abs() < 1e-5 || p == 0.0 || p == 1.0,
+            "{previous} -> {p}"
+        );
+        assert!((0.0..=1.0).contains(&p));
+        previous = p;
+    }
+    let bytes = checkpoint::encode(&trainer, &RunInfo::default()).unwrap();
+    let (resumed, _) = checkpoint::decode(&bytes, &device()).unwrap();
+    let value = |t: &Trainer| t.geometric_p().into_scalar::<f32>();
+    assert_eq!(value(&resumed), value(&trainer));
+    assert_eq!(value(&trainer), previous);
+}
+
 /// The checkpoint carries everything: 2N steps equal N steps, save, load, N more steps, bit
 /// for bit — with augmentation, flips and EMA drawing random numbers. (Dropout draws from
 /// burn's process-wide generator, which parallel tests share; the CLI resume test covers it.)
@@ -378,7 +489,8 @@ fn diff_augment_keeps_shape_and_translation_shifts_content() {
 fn resuming_from_a_checkpoint_continues_exactly() {
     let model = small_dcgan();
     let train_options = serde_json::json!({ "batch_size": 8, "ema_decay": 0.9, "flip": true,
-        "augment": ["color", "translation", "cutout"], "seed": 5 });
+        "augment": ["geometric", "color", "translation", "cutout"], "ada_target": 0.6,
+        "ada_images": 200.0, "seed": 5 });
     let config = config(model, train_options);
     let device = device();
 
