@@ -29,6 +29,13 @@ impl SplitMix64 {
         self.next_u64() % n
     }
 
+    /// Two independent standard normal values (Box–Muller).
+    pub fn next_normal_pair(&mut self) -> [f64; 2] {
+        let radius = libm::sqrt(-2.0 * libm::log(self.next_open01()));
+        let angle = 2.0 * core::f64::consts::PI * self.next_open01();
+        [radius * libm::cos(angle), radius * libm::sin(angle)]
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -51,10 +58,7 @@ pub fn latent(seed: u64, index: u64, dim: usize) -> Vec<f32> {
     let mut rng = SplitMix64::stream(seed, index);
     let mut z = Vec::with_capacity(dim + 1);
     while z.len() < dim {
-        let radius = libm::sqrt(-2.0 * libm::log(rng.next_open01()));
-        let angle = 2.0 * core::f64::consts::PI * rng.next_open01();
-        z.push((radius * libm::cos(angle)) as f32);
-        z.push((radius * libm::sin(angle)) as f32);
+        z.extend(rng.next_normal_pair().map(|v| v as f32));
     }
     z.truncate(dim);
     z

@@ -112,10 +112,9 @@ fn cutout(x: Tensor<4>, rng: &mut SplitMix64) -> Tensor<4> {
     x * mask
 }
 
-/// A standard normal value (Box–Muller, one of the pair).
+/// A standard normal value (the first of a Box–Muller pair).
 fn normal(rng: &mut SplitMix64) -> f64 {
-    let radius = libm::sqrt(-2.0 * libm::log(rng.next_open01()));
-    radius * libm::cos(2.0 * core::f64::consts::PI * rng.next_open01())
+    rng.next_normal_pair()[0]
 }
 
 /// Per image and transform: the transform's parameter (drawn whether it is kept or not, so

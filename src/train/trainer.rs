@@ -145,11 +145,10 @@ impl Trainer {
 
     /// ADA's update after a D step: the probability moves by `images / ada_images` up where
     /// D is surer of the real images than `ada_target`, down where less (every rank by the
-    /// job's average, so that all keep the same value).
-    fn adapt_augmentation(&mut self, real_logits: Tensor<1>, images: usize) {
-        let Some(p) = self.augment_p.take() else {
-            return;
-        };
+    /// job's average, so that all keep the same value). Returns the new value; nothing
+    /// without ADA.
+    fn adapt_augmentation(&mut self, real_logits: Tensor<1>, images: usize) -> Option<Tensor<1>> {
+        let p = self.augment_p.take()?;
         let t = &self.config.train;
         let mut overfit = real_logits.detach().sign().mean();
         if let Some(ranks) = self.ranks.as_deref() {
@@ -160,6 +159,7 @@ impl Trainer {
         let speed = (images * self.shard().1) as f64 / t.ada_images;
         let moved = p + (overfit - t.ada_target).sign() * speed;
         self.augment_p = Some(moved.clamp(0.0, 1.0).detach());
+        self.augment_p.clone()
     }
 
     pub fn device(&self) -> &Device {
@@ -328,9 +328,8 @@ impl Trainer {
             *generator = generator.clone().transform(&mut step);
             self.update_ema();
         }
-        if let Some(real_logits) = adapt_to.filter(|_| self.augment_p.is_some()) {
-            self.adapt_augmentation(real_logits, n);
-            out.push(("augment_p", self.geometric_p()));
+        if let Some(p) = adapt_to.and_then(|logits| self.adapt_augmentation(logits, n)) {
+            out.push(("augment_p", p));
         }
         StepLosses(out)
     }
