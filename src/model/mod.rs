@@ -6,7 +6,7 @@ pub mod dcgan;
 pub mod mlp;
 pub mod vae;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::BatchNorm;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_store::ModuleSnapshot;
@@ -304,6 +304,23 @@ pub trait ModuleInspect {
     fn inspect<M: Module>(&mut self, module: &M);
 }
 
+/// Stops tracking every parameter of a copy. burn's `no_grad` would untrack the original too
+/// while a parameter is still lazy (a clone shares its pending initialisation), so each one is
+/// initialised first, by `Param::map`.
+struct Untracked;
+
+impl ModuleTransform for Untracked {
+    fn apply<M: Module>(&mut self, module: M) -> M {
+        module.map(self)
+    }
+}
+
+impl ModuleMapper for Untracked {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|tensor| tensor.set_require_grad(false))
+    }
+}
+
 /// The ids of a module's tensors, in visiting order. Optimizer state is keyed by these, so a
 /// resumed run gives its freshly built networks the ids they had when the state was saved.
 #[derive(Default)]
@@ -348,6 +365,13 @@ impl Generator {
         }
     }
 
+    /// The same network with no parameter tracked but still training (batch-norm statistics
+    /// from the batch, updating the shared running ones): a forward pass that records no
+    /// graph, for fakes that only D's update sees.
+    pub fn untracked(&self) -> Self {
+        self.clone().transform(&mut Untracked)
+    }
+
     /// An inference copy: plain device, batch norm on running statistics, no dropout.
     pub fn valid(&self) -> Self {
         match self {
@@ -366,6 +390,13 @@ impl Discriminator {
             Self::Dcgan(d) => Self::Dcgan(d.clone().freeze()),
             Self::Mlp(d) => Self::Mlp(d.clone().freeze()),
         }
+    }
+
+    /// The same network with no parameter tracked but still training (batch statistics,
+    /// dropout, the shared running statistics updated): gradients reach its input, and the
+    /// backward pass skips its weight gradients, which G's update does not use.
+    pub fn untracked(&self) -> Self {
+        self.clone().transform(&mut Untracked)
     }
 
     pub fn transform(self, t: &mut impl ModuleTransform) -> Self {

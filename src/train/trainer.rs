@@ -240,7 +240,8 @@ impl Trainer {
         };
 
         if update_d {
-            let fake = generator.forward(z_d).detach();
+            // D's update needs no graph through G: an untracked copy records nothing.
+            let fake = generator.untracked().forward(z_d);
             let real_seen = diff_augment(
                 real.clone(),
                 &t.augment,
@@ -307,7 +308,10 @@ impl Trainer {
 
         if update_g {
             let fake = generator.forward(z_g);
-            let logits = discriminator.forward(diff_augment(
+            // G's update needs D's input gradients, not its weight gradients: an untracked
+            // copy of D (sharing its batch-norm running statistics) skips their GEMMs.
+            let critic = discriminator.untracked();
+            let logits = critic.forward(diff_augment(
                 fake,
                 &t.augment,
                 geometric_p.clone(),
