@@ -360,6 +360,24 @@ fn conv2d_matches_the_definition() {
             [1, 1],
             1,
         ),
+        (
+            "768 output positions (input gradient from a transposed weight)",
+            [3, 4, 32, 32],
+            [5, 4, 4, 4],
+            [2, 2],
+            [(1, 1); 2],
+            [1, 1],
+            1,
+        ),
+        (
+            "4,096 output positions, groups (weight gradient accumulated transposed)",
+            [4, 6, 32, 32],
+            [6, 2, 3, 3],
+            [1, 1],
+            [(1, 1); 2],
+            [1, 1],
+            3,
+        ),
     ];
     for &(what, x, w, stride, padding, dilation, groups) in cases {
         let reference = Reference::conv(x, w, stride, padding, dilation, groups);
@@ -451,6 +469,16 @@ fn conv_transpose2d_matches_the_definition() {
             "batch of 17 (chunks)",
             [17, 12, 4, 4],
             [12, 8, 4, 4],
+            [2, 2],
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            1,
+        ),
+        (
+            "2,048 input positions (both GEMMs on transposed operands)",
+            [2, 4, 32, 32],
+            [4, 3, 4, 4],
             [2, 2],
             [1, 1],
             [0, 0],
