@@ -383,14 +383,37 @@ where
 }
 
 /// `dst[i] = src[i]` where `mask[i] != 0` equals `where_set`, in place (retrato patch): a
-/// select rather than a conditional store, so there is no branch to mispredict on a random
-/// mask and the loop vectorizes; split over threads for large tensors.
+/// bitwise blend of the two values rather than a conditional store or a select (which the
+/// compiler turned into a scalar loop choosing a pointer), so there is no branch to
+/// mispredict on a random mask and the loop vectorizes; split over threads for large tensors.
 fn select_into<T: bytemuck::Pod + Send + Sync>(dst: &mut [T], mask: &[u8], src: &[T], where_set: bool) {
-    let run = |(dst, (mask, src)): (&mut [T], (&[u8], &[T]))| {
-        for ((d, &m), &s) in dst.iter_mut().zip(mask).zip(src) {
-            *d = if (m != 0) == where_set { s } else { *d };
+    macro_rules! blend {
+        ($bits:ty, $dst:expr, $mask:expr, $src:expr, $set:expr) => {{
+            let dst: &mut [$bits] = bytemuck::cast_slice_mut($dst);
+            let src: &[$bits] = bytemuck::cast_slice($src);
+            for ((d, &m), &s) in dst.iter_mut().zip($mask).zip(src) {
+                let take = <$bits>::from((m != 0) == $set).wrapping_neg();
+                *d = (s & take) | (*d & !take);
+            }
+        }};
+    }
+    fn select<T: bytemuck::Pod, const SET: bool>(dst: &mut [T], mask: &[u8], src: &[T]) {
+        match (core::mem::size_of::<T>(), core::mem::align_of::<T>()) {
+            (1, _) => blend!(u8, dst, mask, src, SET),
+            (2, 2) => blend!(u16, dst, mask, src, SET),
+            (4, 4) => blend!(u32, dst, mask, src, SET),
+            (8, 8) => blend!(u64, dst, mask, src, SET),
+            _ => {
+                for ((d, &m), &s) in dst.iter_mut().zip(mask).zip(src) {
+                    if (m != 0) == SET {
+                        *d = s;
+                    }
+                }
+            }
         }
-    };
+    }
+    let select = if where_set { select::<T, true> } else { select::<T, false> };
+    let run = |(dst, (mask, src)): (&mut [T], (&[u8], &[T]))| select(dst, mask, src);
     #[cfg(feature = "rayon")]
     if dst.len() >= super::PARALLEL_THRESHOLD {
         use rayon::prelude::*;
