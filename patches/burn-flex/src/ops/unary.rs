@@ -72,7 +72,7 @@ where
 /// `op` on every element of `xs`, in place; split over the thread pool above
 /// [`super::PARALLEL_THRESHOLD`] elements (retrato patch: every unary op ran on one core,
 /// e.g. a 64x64 generator's output `tanh`, 5 % of generating 1,024 portraits).
-fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E) -> E + Sync)) {
+pub(crate) fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E) -> E + Sync)) {
     let run = |xs: &mut [E]| xs.iter_mut().for_each(|x| *x = op(*x));
     #[cfg(feature = "rayon")]
     if xs.len() >= super::PARALLEL_THRESHOLD {
@@ -85,7 +85,7 @@ fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E) -> E + Syn
 }
 
 /// `op` of every element of `src`, threaded like [`map_in_place`].
-fn mapped<E: Copy + Send + Sync>(src: &[E], op: &(impl Fn(E) -> E + Sync)) -> Vec<E> {
+pub(crate) fn mapped<E: Copy + Send + Sync>(src: &[E], op: &(impl Fn(E) -> E + Sync)) -> Vec<E> {
     #[cfg(feature = "rayon")]
     if src.len() >= super::PARALLEL_THRESHOLD {
         use rayon::prelude::*;
