@@ -348,9 +348,13 @@ where
     E: Element + bytemuck::Pod + Send + Sync,
     Op: Fn(E, E) -> E + Send + Sync,
 {
+    #[cfg(feature = "rayon")]
+    const THRESHOLD: usize = super::PARALLEL_THRESHOLD;
+    #[cfg(not(feature = "rayon"))]
+    const THRESHOLD: usize = usize::MAX;
     let op = |x: E| op(x, scalar);
     match tensor.layout().contiguous_offsets() {
-        Some((start, end)) if end - start >= super::PARALLEL_THRESHOLD => {
+        Some((start, end)) if end - start >= THRESHOLD => {
             if tensor.is_unique() && start == 0 {
                 super::unary::map_in_place(&mut tensor.storage_mut::<E>()[..end], &op);
                 return tensor;
