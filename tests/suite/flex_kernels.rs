@@ -7,7 +7,7 @@
 //!   gamma and beta, checked by central differences of the f64 definition), rank 2 to 4;
 //! - leaky ReLU forward and gradient (the fused kernels of both forks), small and large enough
 //!   for the multi-threaded paths;
-//! - the vectorizable f32 `tanh` and the threaded unary ops.
+//! - the vectorizable f32 `tanh` and the threaded unary and scalar ops.
 
 use burn::tensor::module::{batch_norm, batch_norm_train, conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -170,7 +170,7 @@ impl Reference {
     }
 }
 
-fn values(t: Tensor<4>) -> Vec<f32> {
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
@@ -826,4 +826,31 @@ fn tanh_and_threaded_unary_ops_match_the_definition() {
         .map(|(&a, &b)| ((a as f64 - b) / b).abs())
         .fold(0.0f64, f64::max);
     assert!(relative < 3e-7, "exp: relative error {relative}");
+}
+
+/// The float ops with a scalar on the threaded path (tensors above 256K elements): in place
+/// on a tensor nothing else holds, copied from a shared one or from a view that starts past
+/// its storage's first element, and the strided fallback of a transposed view — each equal,
+/// bit for bit, to the operation applied element by element.
+#[test]
+fn threaded_scalar_ops_match_the_definition() {
+    let device = Device::flex();
+    let (rows, cols) = (1000, 600);
+    let grid: Vec<f32> = (0..rows * cols)
+        .map(|i| (i % 977) as f32 * 0.37 - 150.0)
+        .collect();
+    let tensor = || Tensor::<2>::from_data(TensorData::new(grid.clone(), [rows, cols]), &device);
+    let op = |v: f32| (v * 1.5 + 2.0) / 4.0 - 0.25;
+    let expected: Vec<f32> = grid.iter().map(|&v| op(v)).collect();
+    let apply = |t: Tensor<2>| (t * 1.5 + 2.0) / 4.0 - 0.25;
+
+    assert_eq!(values(apply(tensor())), expected, "in place");
+    let shared = tensor();
+    let copied = apply(shared.clone());
+    assert_eq!(values(copied), expected, "from a shared tensor");
+    assert_eq!(values(shared), grid, "the shared tensor is left as it was");
+    let offset = apply(tensor().slice([1..rows, 0..cols]));
+    assert_eq!(values(offset), expected[cols..], "from an offset view");
+    let strided = apply(tensor().transpose()).transpose();
+    assert_eq!(values(strided), expected, "from a transposed view");
 }

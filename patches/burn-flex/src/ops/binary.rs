@@ -340,21 +340,17 @@ where
     make_tensor(result, shape, dtype)
 }
 
-/// [`scalar_op_typed`] on the thread pool for contiguous tensors of at least
-/// [`super::PARALLEL_THRESHOLD`] elements (retrato patch: the float ops with a scalar — Adam's
+/// [`scalar_op_typed`] on the thread pool for contiguous tensors that are
+/// [`super::unary::worth_threading`] (retrato patch: the float ops with a scalar — Adam's
 /// moment updates, gradient scaling — ran on one core, ~3 % of a GAN training step).
 fn scalar_op_threaded<E, Op>(mut tensor: FlexTensor, scalar: E, op: Op) -> FlexTensor
 where
     E: Element + bytemuck::Pod + Send + Sync,
     Op: Fn(E, E) -> E + Send + Sync,
 {
-    #[cfg(feature = "rayon")]
-    const THRESHOLD: usize = super::PARALLEL_THRESHOLD;
-    #[cfg(not(feature = "rayon"))]
-    const THRESHOLD: usize = usize::MAX;
     let op = |x: E| op(x, scalar);
     match tensor.layout().contiguous_offsets() {
-        Some((start, end)) if end - start >= THRESHOLD => {
+        Some((start, end)) if super::unary::worth_threading(end - start) => {
             if tensor.is_unique() && start == 0 {
                 super::unary::map_in_place(&mut tensor.storage_mut::<E>()[..end], &op);
                 return tensor;

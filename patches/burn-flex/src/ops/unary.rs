@@ -69,13 +69,26 @@ where
     }
 }
 
-/// `op` on every element of `xs`, in place; split over the thread pool above
-/// [`super::PARALLEL_THRESHOLD`] elements (retrato patch: every unary op ran on one core,
-/// e.g. a 64x64 generator's output `tanh`, 5 % of generating 1,024 portraits).
+/// Whether an elementwise pass over `len` elements is worth the thread pool: from
+/// [`super::PARALLEL_THRESHOLD`] elements, and never in a build without one (wasm). The one
+/// rule for every threaded elementwise op of the retrato patch.
+pub(crate) fn worth_threading(len: usize) -> bool {
+    #[cfg(feature = "rayon")]
+    return len >= super::PARALLEL_THRESHOLD;
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = len;
+        false
+    }
+}
+
+/// `op` on every element of `xs`, in place; split over the thread pool when
+/// [`worth_threading`] (retrato patch: every unary op ran on one core, e.g. a 64x64
+/// generator's output `tanh`, 5 % of generating 1,024 portraits).
 pub(crate) fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E) -> E + Sync)) {
     let run = |xs: &mut [E]| xs.iter_mut().for_each(|x| *x = op(*x));
     #[cfg(feature = "rayon")]
-    if xs.len() >= super::PARALLEL_THRESHOLD {
+    if worth_threading(xs.len()) {
         use rayon::prelude::*;
         const CHUNK: usize = 1 << 14;
         xs.par_chunks_mut(CHUNK).for_each(run);
@@ -87,7 +100,7 @@ pub(crate) fn map_in_place<E: Copy + Send + Sync>(xs: &mut [E], op: &(impl Fn(E)
 /// `op` of every element of `src`, threaded like [`map_in_place`].
 pub(crate) fn mapped<E: Copy + Send + Sync>(src: &[E], op: &(impl Fn(E) -> E + Sync)) -> Vec<E> {
     #[cfg(feature = "rayon")]
-    if src.len() >= super::PARALLEL_THRESHOLD {
+    if worth_threading(src.len()) {
         use rayon::prelude::*;
         return src.par_iter().map(|&x| op(x)).collect();
     }
