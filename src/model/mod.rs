@@ -200,6 +200,16 @@ impl ModelConfig {
     }
 
     /// Weight layers of the discriminator, image side first (0 for a VAE).
+    /// Weight layers of the generator (FreezeG can keep all but one fixed); the VAE's
+    /// decoder is not a GAN generator and has none to freeze.
+    pub fn generator_layers(&self) -> usize {
+        match self {
+            Self::Dcgan(c) => c.resolution_steps().map_or(0, |steps| steps + 1),
+            Self::Mlp(c) => c.g_hidden.len() + 1,
+            Self::Vae(_) => 0,
+        }
+    }
+
     pub fn discriminator_layers(&self) -> usize {
         match self {
             Self::Dcgan(c) => c.resolution_steps().map_or(0, |steps| steps + 1),
@@ -370,6 +380,18 @@ impl Generator {
     /// graph, for fakes that only D's update sees.
     pub fn untracked(&self) -> Self {
         self.clone().transform(&mut Untracked)
+    }
+
+    /// Ids of the parameters in the `count` layers nearest the latent: what FreezeG keeps
+    /// fixed (the coarse layout; the layers nearer the pixels learn the new style).
+    pub fn upper_layer_ids(&self, count: usize) -> Vec<ParamId> {
+        let mut ids = ParamIds::default();
+        match self {
+            Self::Dcgan(g) => g.blocks.iter().take(count).for_each(|b| ids.inspect(b)),
+            Self::Mlp(g) => g.hidden.iter().take(count).for_each(|l| ids.inspect(l)),
+            Self::Vae(_) => {}
+        }
+        ids.0.into_iter().map(ParamId::from).collect()
     }
 
     /// An inference copy: plain device, batch norm on running statistics, no dropout.

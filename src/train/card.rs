@@ -33,6 +33,9 @@ pub fn training_note(trainer: &Trainer, info: &RunInfo, door: &str) -> String {
     if t.freeze_d > 0 {
         recipe.push(format!("FreezeD {}", t.freeze_d));
     }
+    if t.freeze_g > 0 {
+        recipe.push(format!("FreezeG {}", t.freeze_g));
+    }
     if !t.augment.is_empty() {
         recipe.push(format!("DiffAugment {:?}", t.augment));
     }

@@ -108,6 +108,10 @@ pub struct TrainOptions {
     /// FreezeD (Mo et al. 2020): the discriminator's first `freeze_d` layers (from the image
     /// side) keep their weights. For fine-tuning a pretrained model on few images.
     pub freeze_d: usize,
+    /// FreezeG: the generator's first `freeze_g` layers (from the latent side) keep their
+    /// weights, so a transfer keeps the parent's coarse layout and learns the new style in
+    /// the layers nearer the pixels.
+    pub freeze_g: usize,
     pub augment: Vec<Augment>,
     /// Probability of each of the geometric transforms (`augment = ["geometric", ...]`) per
     /// image. ADA's finding: below ~0.8 they do not leak into the generated images.
@@ -163,6 +167,7 @@ impl Default for TrainOptions {
             ema_decay: 0.0,
             ema_warmup: true,
             freeze_d: 0,
+            freeze_g: 0,
             augment: Vec::new(),
             geometric_p: 0.25,
             ada_target: 0.0,
@@ -311,6 +316,14 @@ impl TrainConfig {
             return Err(format!(
                 "freeze_d = {} would freeze the whole discriminator ({layers} layers): at most {}",
                 t.freeze_d,
+                layers.saturating_sub(1)
+            ));
+        }
+        let layers = self.model.generator_layers();
+        if t.freeze_g > 0 && t.freeze_g >= layers {
+            return Err(format!(
+                "freeze_g = {} would freeze the whole generator ({layers} layers): at most {}",
+                t.freeze_g,
                 layers.saturating_sub(1)
             ));
         }

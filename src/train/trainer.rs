@@ -322,11 +322,12 @@ impl Trainer {
                 _ => logits.mean().neg(),
             };
             out.push(("g_loss", loss.clone().detach()));
+            let frozen = generator.upper_layer_ids(t.freeze_g);
             let mut step = OptimizerStep {
                 optimizer: optimizer_g,
                 learning_rate: t.lr_g * self.lr_scale * t.lr_factor(self.step),
                 gradients: Some(loss.backward()),
-                frozen: &[],
+                frozen: &frozen,
                 ranks: self.ranks.as_deref(),
             };
             *generator = generator.clone().transform(&mut step);

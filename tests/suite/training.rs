@@ -232,6 +232,11 @@ fn configs_that_cannot_train_are_refused_with_the_reason() {
         serde_json::json!({ "freeze_d": 4 }),
         "freeze_d",
     );
+    refuse(
+        small_dcgan(),
+        serde_json::json!({ "freeze_g": 4 }),
+        "freeze_g",
+    );
     let unknown = serde_json::from_value::<TrainConfig>(
         serde_json::json!({ "model": small_dcgan(), "train": { "learning_rate": 1 } }),
     );
@@ -587,6 +592,24 @@ fn freeze_d_keeps_the_lowest_discriminator_layers_fixed() {
     assert_eq!(before[1], after[1], "the first block is frozen");
     assert_ne!(before[2], after[2], "the second block trains");
     assert_ne!(before[3], after[3], "the head trains");
+}
+
+/// FreezeG: the two layers nearest the latent keep their weights; the rest of G learns.
+#[test]
+fn freeze_g_keeps_the_generators_first_layers_fixed() {
+    let config = config(
+        small_dcgan(),
+        serde_json::json!({ "batch_size": 8, "freeze_g": 2 }),
+    );
+    let mut trainer = Trainer::new(config, &device()).unwrap();
+    let before = generator_values(&trainer);
+    assert_finite(&train(&mut trainer, 3));
+    let after = generator_values(&trainer);
+    assert_eq!(before.len(), 4, "three blocks, to_rgb");
+    assert_eq!(before[0], after[0], "the first block is frozen");
+    assert_eq!(before[1], after[1], "the second block is frozen");
+    assert_ne!(before[2], after[2], "the third block trains");
+    assert_ne!(before[3], after[3], "to_rgb trains");
 }
 
 /// A transfer run starts at step 0 from the file's weights: G from the moving average when
