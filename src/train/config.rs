@@ -311,22 +311,22 @@ impl TrainConfig {
         at_least_one("n_critic", t.n_critic)?;
         at_least_one("d_every", t.d_every)?;
         at_least_one("r1_every", t.r1_every)?;
-        let layers = self.model.discriminator_layers();
-        if t.freeze_d > 0 && t.freeze_d >= layers {
-            return Err(format!(
-                "freeze_d = {} would freeze the whole discriminator ({layers} layers): at most {}",
-                t.freeze_d,
-                layers.saturating_sub(1)
-            ));
-        }
-        let layers = self.model.generator_layers();
-        if t.freeze_g > 0 && t.freeze_g >= layers {
-            return Err(format!(
-                "freeze_g = {} would freeze the whole generator ({layers} layers): at most {}",
-                t.freeze_g,
-                layers.saturating_sub(1)
-            ));
-        }
+        // FreezeD / FreezeG must leave at least one layer of the network training.
+        let leaves_one_training = |name: &str, depth: usize, layers: usize, network: &str| {
+            match depth > 0 && depth >= layers {
+                true => Err(format!(
+                    "{name} = {depth} would freeze the whole {network} ({layers} layers): at most {}",
+                    layers.saturating_sub(1)
+                )),
+                false => Ok(()),
+            }
+        };
+        let (d_layers, g_layers) = (
+            self.model.discriminator_layers(),
+            self.model.generator_layers(),
+        );
+        leaves_one_training("freeze_d", t.freeze_d, d_layers, "discriminator")?;
+        leaves_one_training("freeze_g", t.freeze_g, g_layers, "generator")?;
         at_least_one("run.keep_checkpoints", self.run.keep_checkpoints)?;
         at_least_one("run.checkpoint_epochs", self.run.checkpoint_epochs)?;
         at_least_one("run.sample_epochs", self.run.sample_epochs)?;
