@@ -199,7 +199,6 @@ impl ModelConfig {
         }
     }
 
-    /// Weight layers of the discriminator, image side first (0 for a VAE).
     /// Weight layers of the generator (FreezeG can keep all but one fixed); the VAE's
     /// decoder is not a GAN generator and has none to freeze.
     pub fn generator_layers(&self) -> usize {
@@ -210,6 +209,7 @@ impl ModelConfig {
         }
     }
 
+    /// Weight layers of the discriminator, image side first (0 for a VAE).
     pub fn discriminator_layers(&self) -> usize {
         match self {
             Self::Dcgan(c) => c.resolution_steps().map_or(0, |steps| steps + 1),
