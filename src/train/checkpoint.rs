@@ -153,10 +153,11 @@ enum OptimizerState {
 const REDUCED_NOTE: &str = "retrato reduced training checkpoint";
 
 /// A reduced checkpoint: the same run state as [`encode`] (config, step, learning-rate
-/// scale, run info, best FID, G, D and the EMA of G) with the networks in f16 (f32 when a
-/// value is beyond f16) and Adam's moments in bf16 or left out: about a third of the full
-/// checkpoint (without moments), small enough to keep in git and continue a run on another
-/// machine. `train --resume FILE` reads it like a full checkpoint.
+/// scale, run info, best FID, G, D and the EMA of G) with D and the EMA in f16 (f32 when a
+/// value is beyond f16), the trained G as int8 steps from its EMA (it stays near it; int8 of
+/// the difference is as close as f16 of the weights) and Adam's moments in bf16 or left out:
+/// about a quarter of the full checkpoint (without moments), small enough to keep in git
+/// and continue a run on another machine. `train --resume FILE` reads it like a full one.
 pub fn encode_reduced(
     trainer: &Trainer,
     info: &RunInfo,
@@ -190,21 +191,28 @@ fn encode_as(
     header.storage = storage;
     header.dataset = info.dataset.clone();
     header.steps = trainer.step;
-    header.notes = match optimizer_state {
-        OptimizerState::Exact => "retrato training checkpoint".into(),
-        OptimizerState::Reduced(Moments::Bf16) => {
-            format!("{REDUCED_NOTE}: {storage:?} networks, Adam moments in bf16")
-        }
-        OptimizerState::Reduced(Moments::Drop) => {
-            format!("{REDUCED_NOTE}: {storage:?} networks, no optimizer moments (they restart)")
-        }
-    };
     let optimizer_blob = |trained: &ModuleOptimizer| match optimizer_state {
         OptimizerState::Exact => optimizer_bytes(trained),
         OptimizerState::Reduced(Moments::Bf16) => {
             repack_floats(optimizer_bytes(trained)?, DType::BF16)
         }
         OptimizerState::Reduced(Moments::Drop) => optimizer_bytes(&optimizer(&trainer.config)),
+    };
+    // A reduced checkpoint keeps the trained generator as int8 steps from its average.
+    let reduced = matches!(optimizer_state, OptimizerState::Reduced(_));
+    let steps_from_ema = reduced && trainer.ema.is_some();
+    let networks = match steps_from_ema {
+        true => format!("{storage:?} networks (G as int8 steps from its average)"),
+        false => format!("{storage:?} networks"),
+    };
+    header.notes = match optimizer_state {
+        OptimizerState::Exact => "retrato training checkpoint".into(),
+        OptimizerState::Reduced(Moments::Bf16) => {
+            format!("{REDUCED_NOTE}: {networks}, Adam moments in bf16")
+        }
+        OptimizerState::Reduced(Moments::Drop) => {
+            format!("{REDUCED_NOTE}: {networks}, no optimizer moments (they restart)")
+        }
     };
     let mut param_ids = BTreeMap::new();
     let mut parts = Vec::new();
@@ -217,7 +225,11 @@ fn encode_as(
             optimizer_d,
         } => {
             // valid() first: it folds batch norm's pending running-statistics updates in.
-            parts.push(Part::generator(&generator.valid(), model)?);
+            let trained = Part::generator(&generator.valid(), model)?;
+            parts.push(match steps_from_ema {
+                true => trained.stored_as_delta(generator_prefix(model), &ema_prefix(model)),
+                false => trained,
+            });
             let mut collect = Collect {
                 prefix: DISCRIMINATOR_PREFIX.into(),
                 part: None,

@@ -7,6 +7,7 @@
 //! accepted, see [`pytorch`]. Everything is validated before a single value reaches a model:
 //! every failure is a [`WeightsError`], never a panic.
 
+mod delta;
 mod error;
 mod pytorch;
 
@@ -19,14 +20,19 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Discriminator, FAMILIES, Generator, ModelConfig};
+pub use delta::{DELTA_PREFIX, DELTAS_KEY, DeltaOf};
 pub use error::WeightsError;
 
 /// Tensor-name prefix of a discriminator in a model file or checkpoint.
 pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";
-/// Bumped when a change would make older readers misread a file.
-pub const FORMAT_VERSION: u32 = 2;
-/// Files without int8 tensors are still written as version 1, which every retrato reads.
+/// Bumped when a change would make older readers misread a file: 3 added delta parts
+/// (reduced checkpoints), 2 int8 tensors.
+pub const FORMAT_VERSION: u32 = 3;
+/// Files are written with the lowest version that reads them: without int8 tensors or
+/// delta parts version 1, which every retrato reads …
 const PLAIN_FORMAT_VERSION: u32 = 1;
+/// … with int8 tensors (the page's models) 2.
+pub const INT8_FORMAT_VERSION: u32 = 2;
 /// Per-channel scales of an int8 tensor `name` are the f32 tensor `name` + this suffix.
 pub const INT8_SCALE_SUFFIX: &str = ".int8_scale";
 /// The safetensors metadata key that holds the [`Header`] as JSON.
@@ -180,6 +186,7 @@ impl ModelFile {
             .as_ref()
             .and_then(|m| m.get(TRAINING_KEY))
             .cloned();
+        let deltas = (metadata.metadata().as_ref()).and_then(|m| m.get(DELTAS_KEY));
         let mut tensors = BTreeMap::new();
         let mut state = BTreeMap::new();
         for (name, view) in parsed.tensors() {
@@ -215,6 +222,7 @@ impl ModelFile {
                 },
             );
         }
+        delta::resolve(&mut tensors, deltas.map(String::as_str))?;
         match raw_header {
             Some(json) => Ok(Self {
                 header: parse_header(json)?,
@@ -257,6 +265,7 @@ impl ModelFile {
                 .iter()
                 .map(|(name, t)| (name.clone(), t.shape.clone(), t.values.clone()))
                 .collect(),
+            delta: None,
         }
     }
 
@@ -276,6 +285,7 @@ impl ModelFile {
                     ))
                 })
                 .collect(),
+            delta: None,
         }
     }
 
@@ -439,13 +449,15 @@ fn dequantize(
             found: vec![scales.len()],
         });
     }
-    let per_row = view.data().len() / rows;
-    Ok(view
-        .data()
-        .iter()
-        .enumerate()
+    Ok(int8_values(view.data(), &scales))
+}
+
+/// Int8 values times one scale per slice of the first dimension.
+fn int8_values(quantized: &[u8], scales: &[f32]) -> Vec<f32> {
+    let per_row = (quantized.len() / scales.len().max(1)).max(1);
+    (quantized.iter().enumerate())
         .map(|(i, &q)| q as i8 as f32 * scales[i / per_row])
-        .collect())
+        .collect()
 }
 
 /// Symmetric int8 per slice of the first dimension: scale = max|w| / 127.
@@ -480,6 +492,8 @@ fn half_bytes(name: &str, values: &[f32]) -> Result<Vec<u8>, WeightsError> {
 /// One network's tensors in file layout, gathered for writing.
 pub struct Part {
     tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// Written as the difference from another part ([`Part::stored_as_delta`]).
+    delta: Option<DeltaOf>,
 }
 
 impl Part {
@@ -497,7 +511,25 @@ impl Part {
                 .map_err(|e| WeightsError::Internal(format!("{e:?}")))?;
             tensors.push((name, shape, values));
         }
-        Ok(Self { tensors })
+        Ok(Self {
+            tensors,
+            delta: None,
+        })
+    }
+
+    /// This part (named under `target`) written as its difference from the part under
+    /// `base` in the same file, as the base is stored: int8 per slice for weights, f32 for
+    /// the rest. For a network near the base (a generator beside its moving average) that is
+    /// half of f16's size at about f16's precision.
+    pub fn stored_as_delta(self, target: &str, base: &str) -> Self {
+        let delta = DeltaOf {
+            target: target.to_string(),
+            base: base.to_string(),
+        };
+        Self {
+            delta: Some(delta),
+            ..self
+        }
     }
 
     /// The generator of any family, under its family's prefix.
@@ -540,28 +572,37 @@ pub fn encode_checkpoint(
     training: Option<&str>,
     state: &[(String, Vec<u8>)],
 ) -> Result<Vec<u8>, WeightsError> {
-    let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, shape, values) in parts.iter().flat_map(|p| &p.tensors) {
-        match (header.storage, shape.len()) {
-            (Storage::F32, _) => {
-                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                buffers.push((name.clone(), Dtype::F32, shape.clone(), bytes));
+    let mut buffers: Vec<TensorBytes> = Vec::new();
+    let mut deltas = Vec::new();
+    for part in parts {
+        match &part.delta {
+            None => {
+                for (name, shape, values) in &part.tensors {
+                    buffers.extend(stored_tensor(header.storage, name, shape, values)?);
+                }
             }
-            (Storage::Int8, 2..) => {
-                let (quantized, scales) = quantize(shape, values);
-                buffers.push((name.clone(), Dtype::I8, shape.clone(), quantized));
-                let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
-                buffers.push((scale_name, Dtype::F32, vec![shape[0]], scales));
-            }
-            (Storage::F16 | Storage::Int8, _) => {
-                let bytes = half_bytes(name, values)?;
-                buffers.push((name.clone(), Dtype::F16, shape.clone(), bytes));
+            Some(delta) => {
+                for (name, shape, values) in &part.tensors {
+                    let base = delta_base(parts, delta, header.storage, name, shape)?;
+                    let difference: Vec<f32> =
+                        values.iter().zip(&base).map(|(v, b)| v - b).collect();
+                    let storage = match shape.len() {
+                        2.. => Storage::Int8,
+                        _ => Storage::F32,
+                    };
+                    let stored_name = format!("{DELTA_PREFIX}{name}");
+                    buffers.extend(stored_tensor(storage, &stored_name, shape, &difference)?);
+                }
+                deltas.push(delta.clone());
             }
         }
     }
     let mut header = header.clone();
     if header.storage == Storage::Int8 {
-        header.format_version = header.format_version.max(FORMAT_VERSION);
+        header.format_version = header.format_version.max(INT8_FORMAT_VERSION);
+    }
+    if !deltas.is_empty() {
+        header.format_version = FORMAT_VERSION;
     }
     let blobs = state.iter().map(|(name, bytes)| {
         let name = format!("{STATE_PREFIX}{name}");
@@ -584,5 +625,82 @@ pub fn encode_checkpoint(
     if let Some(training) = training {
         metadata.insert(TRAINING_KEY.to_string(), training.to_string());
     }
+    if !deltas.is_empty() {
+        let json =
+            serde_json::to_string(&deltas).map_err(|e| WeightsError::Internal(e.to_string()))?;
+        metadata.insert(DELTAS_KEY.to_string(), json);
+    }
     safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Internal(e.to_string()))
+}
+
+/// A tensor as written: name, type, shape, little-endian bytes.
+type TensorBytes = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// One tensor as written under `storage`: its bytes (and an int8 tensor's scales).
+fn stored_tensor(
+    storage: Storage,
+    name: &str,
+    shape: &[usize],
+    values: &[f32],
+) -> Result<Vec<TensorBytes>, WeightsError> {
+    Ok(match (storage, shape.len()) {
+        (Storage::F32, _) => {
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            vec![(name.to_string(), Dtype::F32, shape.to_vec(), bytes)]
+        }
+        (Storage::Int8, 2..) => {
+            let (quantized, scales) = quantize(shape, values);
+            let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+            vec![
+                (name.to_string(), Dtype::I8, shape.to_vec(), quantized),
+                (scale_name, Dtype::F32, vec![shape[0]], scales),
+            ]
+        }
+        (Storage::F16 | Storage::Int8, _) => {
+            vec![(
+                name.to_string(),
+                Dtype::F16,
+                shape.to_vec(),
+                half_bytes(name, values)?,
+            )]
+        }
+    })
+}
+
+/// The base values a delta tensor is taken from, as a reader will see them (rounded as
+/// `storage` stores them), so that the rounding of the base does not add to the delta's.
+fn delta_base(
+    parts: &[Part],
+    delta: &DeltaOf,
+    storage: Storage,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>, WeightsError> {
+    let base_name = delta::base_name(delta, name)
+        .ok_or_else(|| WeightsError::Internal(format!("{name} is not under {}", delta.target)))?;
+    let (_, base_shape, values) = (parts.iter())
+        .filter(|p| p.delta.is_none())
+        .flat_map(|p| &p.tensors)
+        .find(|(n, _, _)| *n == base_name)
+        .ok_or_else(|| WeightsError::MissingTensor(base_name.clone()))?;
+    if base_shape != shape {
+        return Err(WeightsError::WrongShape {
+            tensor: base_name,
+            expected: shape.to_vec(),
+            found: base_shape.clone(),
+        });
+    }
+    Ok(match (storage, shape.len()) {
+        (Storage::F32, _) => values.clone(),
+        (Storage::Int8, 2..) => {
+            let (quantized, scales) = quantize(shape, values);
+            let scales: Vec<f32> = (scales.chunks(4))
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            int8_values(&quantized, &scales)
+        }
+        (Storage::F16 | Storage::Int8, _) => (values.iter())
+            .map(|&v| half::f16::from_f32(v).to_f32())
+            .collect(),
+    })
 }
