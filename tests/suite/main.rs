@@ -17,6 +17,7 @@ mod latent;
 mod models;
 #[cfg(feature = "native")]
 mod pytorch_parity;
+mod time_box;
 mod toy;
 #[cfg(feature = "native")]
 mod train_cli;

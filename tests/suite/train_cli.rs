@@ -597,3 +597,27 @@ fn fid_without_its_files_is_skipped_and_the_time_box_covers_the_final_fid() {
     assert!(stdout.contains("time box: training stops"), "{stdout}");
     assert!(stdout.contains("step 3: FID"), "{stdout}");
 }
+
+/// `--decay-minutes` needs `--max-minutes` and must fit inside it; said before any work.
+#[test]
+fn a_decay_window_outside_the_time_box_is_refused() {
+    let (dir, data, cache) = setup();
+    let out = s(&dir.path().join("run"));
+    for (extra, reason) in [
+        (vec!["--decay-minutes", "5"], "--max-minutes"),
+        (
+            vec!["--decay-minutes", "5", "--max-minutes", "5"],
+            "below --max-minutes 5",
+        ),
+        (
+            vec!["--decay-minutes", "0", "--max-minutes", "5"],
+            "above 0",
+        ),
+    ] {
+        let refused = retrato(&train_args(&data, &out, &extra), &cache);
+        assert!(!refused.status.success(), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(reason), "{extra:?}: {stderr}");
+    }
+    assert!(!dir.path().join("run").exists(), "nothing was started");
+}

@@ -60,6 +60,11 @@ pub struct Args {
     /// Stop (with a checkpoint and a model file) after this many minutes of this session.
     #[arg(long)]
     max_minutes: Option<f64>,
+    /// Spend the last this-many minutes of --max-minutes on a linear decay of the learning
+    /// rates to train.lr_decay_final, placed in steps by the speed measured until then; the
+    /// session stops at the decay's end (a run already inside a decay keeps its own).
+    #[arg(long, requires = "max_minutes")]
+    decay_minutes: Option<f64>,
     /// Stop after this many training steps in all (for tests and exact comparisons).
     #[arg(long)]
     max_steps: Option<u64>,

@@ -30,6 +30,11 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
     // --max-minutes bounds the whole command: reading data and FID features, training, and
     // the final FID, checkpoint and model file.
     let clock = Instant::now();
+    if let (Some(decay), Some(max)) = (args.decay_minutes, args.max_minutes)
+        && !(decay > 0.0 && decay < max)
+    {
+        bail!("--decay-minutes {decay} must be above 0 and below --max-minutes {max}");
+    }
     let device = args.device.device()?.autodiff();
     let out = args.out.clone();
     let resumed_from_file = args.resume.as_ref().is_some_and(Option::is_some);
@@ -142,6 +147,7 @@ pub fn train(args: Args, config: Option<TrainConfig>, source: Option<Source>) ->
         ),
         None => {}
     }
+    run.limits.decay_seconds = args.decay_minutes.map(|minutes| minutes * 60.0);
 
     let mut screen = Screen::new(
         run.total_steps,
@@ -355,6 +361,14 @@ impl Observer for Screen {
                 });
                 self.bar.set_position(step);
             }
+            Event::DecayPlaced { start, end, kept } => self.bar.suspend(|| match kept {
+                true => println!(
+                    "--decay-minutes: already inside the run's decay (steps {start}-{end}), kept"
+                ),
+                false => println!(
+                    "--decay-minutes: learning rates decay linearly over steps {start}-{end} (by this session's speed), stopping there"
+                ),
+            }),
             Event::Fid {
                 step,
                 evaluation,

@@ -59,6 +59,9 @@ pub enum Event {
         checkpoint: String,
         lr_scale: f64,
     },
+    /// `--decay-minutes`: the learning rates decay linearly over steps `start`..`end` and
+    /// the session stops at `end`; `kept` when the run was already inside a decay of its own.
+    DecayPlaced { start: u64, end: u64, kept: bool },
     Fid {
         step: u64,
         evaluation: Box<Evaluation>,

@@ -20,7 +20,7 @@ pub mod plot;
 use burn::tensor::Tensor;
 
 pub use doors::{Clock, Evaluator, Event, Observer, Silent};
-use stop::Agreed;
+use stop::{Agreed, DECAY_SPEED_MARGIN};
 pub use stop::{Limits, Stop, TimeBox};
 pub use store::{MemoryStore, Ranked, RunStore};
 
@@ -201,6 +201,66 @@ impl<S: RunStore> Run<S> {
         T::from_code(bytes[0])
     }
 
+    /// With [`Limits::decay_seconds`], once the deadline is that near (and some steps have
+    /// measured the speed): the learning rates decay linearly from now to `lr_decay_final`
+    /// over the steps the speed fits before the deadline, and the session stops there. Placed
+    /// once and in steps, in the run's config, so a checkpoint carries it and a resumed run
+    /// continues the same schedule; a run already inside a decay keeps its own.
+    fn place_decay(&mut self, observer: &mut impl Observer) {
+        let (Some(deadline), Some(window)) = (self.limits.deadline, self.limits.decay_seconds)
+        else {
+            return;
+        };
+        let step = self.trainer.step;
+        let measured = step > self.session_first_step;
+        let due = measured && self.clock.seconds() >= deadline - window;
+        if self.agree(due.then_some(())).is_none() {
+            return;
+        }
+        self.limits.decay_seconds = None;
+        let t = &self.trainer.config.train;
+        if t.lr_decay_end > step && t.lr_decay_start <= step {
+            let (start, end) = (t.lr_decay_start, t.lr_decay_end);
+            observer.event(Event::DecayPlaced {
+                start,
+                end,
+                kept: true,
+            });
+            return;
+        }
+        let steps_per_second =
+            (step - self.session_first_step) as f64 / self.session_seconds().max(1e-9);
+        let left = (deadline - self.clock.seconds()).max(0.0);
+        let planned = (left * steps_per_second * DECAY_SPEED_MARGIN) as u64;
+        let last = self
+            .limits
+            .max_steps
+            .unwrap_or(u64::MAX)
+            .min(self.total_steps);
+        let end = self.agree_number((step + planned.max(1)).min(last));
+        if end <= step {
+            return; // the run stops here anyway
+        }
+        let train = &mut self.trainer.config.train;
+        (train.lr_decay_start, train.lr_decay_end) = (step, end);
+        self.limits.max_steps = Some(end);
+        observer.event(Event::DecayPlaced {
+            start: step,
+            end,
+            kept: false,
+        });
+    }
+
+    /// Rank 0's number on every rank of a data-parallel job.
+    fn agree_number(&self, number: u64) -> u64 {
+        let Some(ranks) = self.trainer.ranks.as_deref() else {
+            return number;
+        };
+        let mut bytes = number.to_le_bytes().to_vec();
+        ranks.broadcast(&mut bytes);
+        u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+
     /// Why the run cannot take another step, if it cannot.
     fn stop_reason(&self, observer: &impl Observer) -> Option<Stop> {
         let step = self.trainer.step;
@@ -230,6 +290,7 @@ impl<S: RunStore> Run<S> {
         };
         let mut done = 0;
         loop {
+            self.place_decay(observer);
             if let Some(stop) = self.agree(self.stop_reason(observer)) {
                 advance.stop = Some(stop);
                 return Ok(advance);

@@ -51,7 +51,14 @@ pub struct Limits {
     pub max_steps: Option<u64>,
     /// The clock reading to stop training at (the final FID and files come after).
     pub deadline: Option<f64>,
+    /// Seconds before the deadline at which the learning rates start their final decay
+    /// (`train --decay-minutes`): a decay placed in steps by the measured speed.
+    pub decay_seconds: Option<f64>,
 }
+
+/// Of the steps the measured speed fits before the deadline, the share a placed decay
+/// plans for: a machine that slows a little still ends the decay before the deadline does.
+pub(super) const DECAY_SPEED_MARGIN: f64 = 0.95;
 
 /// What a time box does to a run that measures FID.
 pub enum TimeBox {
