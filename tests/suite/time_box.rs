@@ -33,10 +33,17 @@ impl Observer for Decays {
     }
 }
 
+/// How a run ended: why, at which step, the decays placed, and the run's decay window.
+struct Ended {
+    stop: Stop,
+    step: u64,
+    decays: Vec<(u64, u64, bool)>,
+    window: (u64, u64),
+}
+
 /// A small MLP GAN run on toy faces, a deadline at 100 s with a 20 s decay window, and a
-/// clock that moves 1 s per step: returns why it stopped, its step, the placed decays and
-/// the run's decay window.
-fn run_to_a_stop(decay: Option<(u64, u64)>) -> (Stop, u64, Vec<(u64, u64, bool)>, (u64, u64)) {
+/// clock that moves 1 s per step, from the decay window `decay` in its config.
+fn run_to_a_stop(decay: Option<(u64, u64)>) -> Ended {
     let model = serde_json::json!({
         "family": "mlp", "latent_dim": 8, "g_hidden": [16], "d_hidden": [16], "image_size": 16,
     });
@@ -62,14 +69,23 @@ fn run_to_a_stop(decay: Option<(u64, u64)>) -> (Stop, u64, Vec<(u64, u64, bool)>
         now.set(now.get() + 1.0);
     };
     let t = &run.trainer.config.train;
-    let window = (t.lr_decay_start, t.lr_decay_end);
-    (stop, run.trainer.step, decays.0, window)
+    Ended {
+        stop,
+        step: run.trainer.step,
+        decays: decays.0,
+        window: (t.lr_decay_start, t.lr_decay_end),
+    }
 }
 
 #[test]
 fn the_final_decay_is_placed_by_the_measured_speed_and_ends_the_session() {
     // At 80 s (step 80, 1 step/s), 20 s are left: 95 % of the 20 steps they fit.
-    let (stop, step, decays, window) = run_to_a_stop(None);
+    let Ended {
+        stop,
+        step,
+        decays,
+        window,
+    } = run_to_a_stop(None);
     assert_eq!(decays, vec![(80, 99, false)]);
     assert_eq!(window, (80, 99), "the run's config carries the decay");
     assert_eq!(
@@ -81,11 +97,16 @@ fn the_final_decay_is_placed_by_the_measured_speed_and_ends_the_session() {
 
 #[test]
 fn a_run_inside_its_own_decay_keeps_it() {
-    let (stop, step, decays, window) = run_to_a_stop(Some((50, 200)));
+    let Ended {
+        stop,
+        step,
+        decays,
+        window,
+    } = run_to_a_stop(Some((50, 200)));
     assert_eq!(decays, vec![(50, 200, true)]);
     assert_eq!(window, (50, 200));
     assert_eq!(stop, Stop::Deadline, "at step {step}");
     // A decay planned for later is replaced by the one that fits the time box.
-    let (_, step, decays, _) = run_to_a_stop(Some((150, 200)));
-    assert_eq!((decays, step), (vec![(80, 99, false)], 99));
+    let later = run_to_a_stop(Some((150, 200)));
+    assert_eq!((later.decays, later.step), (vec![(80, 99, false)], 99));
 }
