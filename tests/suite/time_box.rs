@@ -21,14 +21,20 @@ impl Clock for TestClock {
     }
 }
 
-/// Remembers the decays the loop placed: (start, end, kept).
-#[derive(Default)]
-struct Decays(Vec<(u64, u64, bool)>);
+/// Moves the clock as each step ends (by `seconds(step)`, as if the step took that long)
+/// and remembers the decays the loop placed: (start, end, kept).
+struct Steps<F: Fn(u64) -> f64> {
+    now: Rc<Cell<f64>>,
+    seconds: F,
+    decays: Vec<(u64, u64, bool)>,
+}
 
-impl Observer for Decays {
+impl<F: Fn(u64) -> f64> Observer for Steps<F> {
     fn event(&mut self, event: Event) {
-        if let Event::DecayPlaced { start, end, kept } = event {
-            self.0.push((start, end, kept));
+        match event {
+            Event::Progress { step, .. } => self.now.set(self.now.get() + (self.seconds)(step)),
+            Event::DecayPlaced { start, end, kept } => self.decays.push((start, end, kept)),
+            _ => {}
         }
     }
 }
@@ -41,9 +47,14 @@ struct Ended {
     window: (u64, u64),
 }
 
-/// A small MLP GAN run on toy faces, a deadline at 100 s with a 20 s decay window, and a
-/// clock that moves 1 s per step, from the decay window `decay` in its config.
+/// A small MLP GAN run on toy faces, a deadline at 100 s with a 20 s decay window, from the
+/// decay window `decay` in its config, on a clock that moves 1 s per step.
 fn run_to_a_stop(decay: Option<(u64, u64)>) -> Ended {
+    run_on_a_clock(decay, |_| 1.0)
+}
+
+/// [`run_to_a_stop`] with the clock moving `seconds(step)` after each step.
+fn run_on_a_clock(decay: Option<(u64, u64)>, seconds: impl Fn(u64) -> f64) -> Ended {
     let model = serde_json::json!({
         "family": "mlp", "latent_dim": 8, "g_hidden": [16], "d_hidden": [16], "image_size": 16,
     });
@@ -60,19 +71,22 @@ fn run_to_a_stop(decay: Option<(u64, u64)>) -> Ended {
     let mut run = Run::new(trainer, RunInfo::default(), dataset, None, store, clock);
     run.limits.deadline = Some(100.0);
     run.limits.decay_seconds = Some(20.0);
-    let mut decays = Decays::default();
+    let mut steps = Steps {
+        now,
+        seconds,
+        decays: Vec::new(),
+    };
     let stop = loop {
-        let advance = pollster::block_on(run.advance(1, &mut decays)).unwrap();
+        let advance = pollster::block_on(run.advance(1, &mut steps)).unwrap();
         if let Some(stop) = advance.stop {
             break stop;
         }
-        now.set(now.get() + 1.0);
     };
     let t = &run.trainer.config.train;
     Ended {
         stop,
         step: run.trainer.step,
-        decays: decays.0,
+        decays: steps.decays,
         window: (t.lr_decay_start, t.lr_decay_end),
     }
 }
@@ -109,4 +123,14 @@ fn a_run_inside_its_own_decay_keeps_it() {
     // A decay planned for later is replaced by the one that fits the time box.
     let later = run_to_a_stop(Some((150, 200)));
     assert_eq!((later.decays, later.step), (vec![(80, 99, false)], 99));
+}
+
+/// A session slowed at first (3 s a step for 10 steps: another job on the cores) plans the
+/// decay with the speed of the last 20 s, not the session's average (0.75 steps/s at 80 s,
+/// which would stop at step 74 with 6 s unused).
+#[test]
+fn the_decay_plans_with_the_recent_speed() {
+    let slow_start = run_on_a_clock(None, |step| if step <= 10 { 3.0 } else { 1.0 });
+    assert_eq!(slow_start.decays, vec![(60, 79, false)]);
+    assert_eq!(slow_start.step, 79);
 }

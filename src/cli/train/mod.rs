@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long)]
     max_minutes: Option<f64>,
     /// Spend the last this-many minutes of --max-minutes on a linear decay of the learning
-    /// rates to train.lr_decay_final, placed in steps by the speed measured until then; the
+    /// rates to train.lr_decay_final, placed in steps by the speed of the minutes before; the
     /// session stops at the decay's end (a run already inside a decay keeps its own).
     #[arg(long, requires = "max_minutes")]
     decay_minutes: Option<f64>,

@@ -366,7 +366,7 @@ impl Observer for Screen {
                     "--decay-minutes: already inside the run's decay (steps {start}-{end}), kept"
                 ),
                 false => println!(
-                    "--decay-minutes: learning rates decay linearly over steps {start}-{end} (by this session's speed), stopping there"
+                    "--decay-minutes: learning rates decay linearly over steps {start}-{end} (by the recent speed), stopping there"
                 ),
             }),
             Event::Fid {

@@ -17,6 +17,8 @@ pub mod metrics;
 #[cfg(feature = "native")]
 pub mod plot;
 
+use std::collections::VecDeque;
+
 use burn::tensor::Tensor;
 
 pub use doors::{Clock, Evaluator, Event, Observer, Silent};
@@ -75,6 +77,9 @@ pub struct Run<S: RunStore> {
     steps_per_read: u64,
     session_start: f64,
     session_first_step: u64,
+    /// (clock, step) after recent chunks, back to the decay window's length: the speed a
+    /// placed decay plans with is the recent one, not one slowed by work that has ended.
+    recent: VecDeque<(f64, u64)>,
     elapsed_before: f64,
     last_saved: f64,
 }
@@ -103,6 +108,7 @@ impl<S: RunStore> Run<S> {
             latest: vec![f64::NAN; columns.len()],
             columns,
             session_first_step: trainer.step,
+            recent: VecDeque::from([(now, trainer.step)]),
             elapsed_before: info.elapsed_seconds,
             trainer,
             info,
@@ -203,7 +209,8 @@ impl<S: RunStore> Run<S> {
 
     /// With [`Limits::decay_seconds`], once the deadline is that near (and some steps have
     /// measured the speed): the learning rates decay linearly from now to `lr_decay_final`
-    /// over the steps the speed fits before the deadline, and the session stops there. Placed
+    /// over the steps the speed of the last `decay_seconds` fits before the deadline, and
+    /// the session stops there. Placed
     /// once and in steps, in the run's config, so a checkpoint carries it and a resumed run
     /// continues the same schedule; a run already inside a decay keeps its own.
     fn place_decay(&mut self, observer: &mut impl Observer) {
@@ -228,9 +235,10 @@ impl<S: RunStore> Run<S> {
             });
             return;
         }
-        let steps_per_second =
-            (step - self.session_first_step) as f64 / self.session_seconds().max(1e-9);
-        let left = (deadline - self.clock.seconds()).max(0.0);
+        let now = self.clock.seconds();
+        let (since, first) = self.recent.front().copied().expect("a sample");
+        let steps_per_second = step.saturating_sub(first) as f64 / (now - since).max(1e-9);
+        let left = (deadline - now).max(0.0);
         let planned = (left * steps_per_second * DECAY_SPEED_MARGIN) as u64;
         let last = self
             .limits
@@ -249,6 +257,22 @@ impl<S: RunStore> Run<S> {
             end,
             kept: false,
         });
+    }
+
+    /// Notes the clock and step for [`Self::place_decay`]'s speed, keeping the newest sample
+    /// at least `decay_seconds` old and the ones after it.
+    fn note_speed(&mut self) {
+        let Some(window) = self.limits.decay_seconds else {
+            return;
+        };
+        let (now, step) = (self.clock.seconds(), self.trainer.step);
+        if self.recent.back().is_some_and(|&(_, last)| last > step) {
+            self.recent.clear(); // rolled back: the speed is measured afresh
+        }
+        self.recent.push_back((now, step));
+        while self.recent.get(1).is_some_and(|&(t, _)| t <= now - window) {
+            self.recent.pop_front();
+        }
     }
 
     /// Rank 0's number on every rank of a data-parallel job.
@@ -330,6 +354,7 @@ impl<S: RunStore> Run<S> {
             if !rolled_back {
                 self.after_chunk(step, observer)?;
             }
+            self.note_speed();
         }
     }
 
