@@ -210,9 +210,9 @@ impl<S: RunStore> Run<S> {
     /// With [`Limits::decay_seconds`], once the deadline is that near (and some steps have
     /// measured the speed): the learning rates decay linearly from now to `lr_decay_final`
     /// over the steps the speed of the last `decay_seconds` fits before the deadline, and
-    /// the session stops there. Placed
-    /// once and in steps, in the run's config, so a checkpoint carries it and a resumed run
-    /// continues the same schedule; a run already inside a decay keeps its own.
+    /// the session stops there. Placed once and in steps, in the run's config, so a
+    /// checkpoint carries it and a resumed run continues the same schedule; a run already
+    /// inside a decay keeps its own.
     fn place_decay(&mut self, observer: &mut impl Observer) {
         let (Some(deadline), Some(window)) = (self.limits.deadline, self.limits.decay_seconds)
         else {
