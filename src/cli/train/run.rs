@@ -361,14 +361,21 @@ impl Observer for Screen {
                 });
                 self.bar.set_position(step);
             }
-            Event::DecayPlaced { start, end, kept } => self.bar.suspend(|| match kept {
-                true => println!(
-                    "--decay-minutes: already inside the run's decay (steps {start}-{end}), kept"
-                ),
-                false => println!(
-                    "--decay-minutes: learning rates decay linearly over steps {start}-{end} (by the recent speed), stopping there"
-                ),
-            }),
+            Event::DecayPlaced { start, end, kept } => {
+                self.bar.suspend(|| match kept {
+                    true => println!(
+                        "--decay-minutes: already inside the run's decay (steps {start}-{end}), kept"
+                    ),
+                    false => println!(
+                        "--decay-minutes: learning rates decay linearly over steps {start}-{end} (by the recent speed), stopping there"
+                    ),
+                });
+                if !kept {
+                    // The session now ends at the decay's end: the bar and the ETA count to it.
+                    self.total_steps = end;
+                    self.bar.set_length(end);
+                }
+            }
             Event::Fid {
                 step,
                 evaluation,
