@@ -461,11 +461,11 @@ fn int8_values(quantized: &[u8], scales: &[f32]) -> Vec<f32> {
 }
 
 /// Symmetric int8 per slice of the first dimension: scale = max|w| / 127.
-fn quantize(shape: &[usize], values: &[f32]) -> (Vec<u8>, Vec<u8>) {
+fn quantize(shape: &[usize], values: &[f32]) -> (Vec<u8>, Vec<f32>) {
     let rows = shape[0].max(1);
     let per_row = values.len() / rows;
     let mut quantized = Vec::with_capacity(values.len());
-    let mut scales = Vec::with_capacity(rows * 4);
+    let mut scales = Vec::with_capacity(rows);
     for row in values.chunks(per_row.max(1)) {
         let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
@@ -473,7 +473,7 @@ fn quantize(shape: &[usize], values: &[f32]) -> (Vec<u8>, Vec<u8>) {
             row.iter()
                 .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8),
         );
-        scales.extend(scale.to_le_bytes());
+        scales.push(scale);
     }
     (quantized, scales)
 }
@@ -650,6 +650,7 @@ fn stored_tensor(
         }
         (Storage::Int8, 2..) => {
             let (quantized, scales) = quantize(shape, values);
+            let scales = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
             let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
             vec![
                 (name.to_string(), Dtype::I8, shape.to_vec(), quantized),
@@ -694,9 +695,6 @@ fn delta_base(
         (Storage::F32, _) => values.clone(),
         (Storage::Int8, 2..) => {
             let (quantized, scales) = quantize(shape, values);
-            let scales: Vec<f32> = (scales.chunks(4))
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
             int8_values(&quantized, &scales)
         }
         (Storage::F16 | Storage::Int8, _) => (values.iter())
