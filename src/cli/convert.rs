@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use retrato::train::checkpoint::sampling_prefix;
 use retrato::train::finetune_config;
 use retrato::train::transfer::{self, DISCRIMINATOR_PREFIX};
-use retrato::weights::{self, Storage};
+use retrato::weights::{self, ModelFile, Part, Storage};
 
 use super::files::{load_model, write_atomic};
 
@@ -44,6 +44,12 @@ pub struct Args {
     storage: StorageChoice,
     #[arg(long, value_enum, default_value_t)]
     part: PartChoice,
+    /// Make the generator this wide (channels of its last hidden block; the blocks before
+    /// it keep their multiples) drawing the same portraits (Net2WiderNet), with the file's
+    /// discriminator beside it: `train --from OUT` then continues a larger network from a
+    /// trained one. DCGAN only; with --part all.
+    #[arg(long, value_name = "WIDTH")]
+    g_width: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -56,18 +62,19 @@ pub fn run(args: Args) -> Result<()> {
     };
     let generator = weights::generator_prefix(&header.model);
     // Only what the networks read is kept: a checkpoint's optimizer state is left behind.
-    let part = match args.part {
-        PartChoice::All => model.part(),
-        PartChoice::Sampling => model.part_under(&sampling_prefix(&model), generator),
-        PartChoice::Discriminator if !model.has_part(DISCRIMINATOR_PREFIX) => {
-            bail!(
-                "{}: holds no discriminator (a training checkpoint does)",
-                args.model.display()
-            )
+    let parts = match (args.g_width, args.part) {
+        (Some(width), PartChoice::All) => {
+            let (wide_header, parts) = transfer::widened(&model, width, &Device::flex())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+            header.model = wide_header.model;
+            parts
         }
-        PartChoice::Discriminator => model.part_under(DISCRIMINATOR_PREFIX, DISCRIMINATOR_PREFIX),
+        (Some(_), _) => {
+            bail!("--g-width writes the widened generator and the discriminator: leave out --part")
+        }
+        (None, part) => vec![chosen_part(&model, part, generator, &args)?],
     };
-    let bytes = weights::encode(&header, &[part])
+    let bytes = weights::encode(&header, &parts)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     write_atomic(&args.out, &bytes)?;
     let (before, after) = (std::fs::metadata(&args.model)?.len(), bytes.len() as u64);
@@ -93,4 +100,19 @@ pub fn run(args: Args) -> Result<()> {
         header.storage
     );
     Ok(())
+}
+
+/// The networks `part` names, as stored in `model`.
+fn chosen_part(model: &ModelFile, part: PartChoice, generator: &str, args: &Args) -> Result<Part> {
+    Ok(match part {
+        PartChoice::All => model.part(),
+        PartChoice::Sampling => model.part_under(&sampling_prefix(model), generator),
+        PartChoice::Discriminator if !model.has_part(DISCRIMINATOR_PREFIX) => {
+            bail!(
+                "{}: holds no discriminator (a training checkpoint does)",
+                args.model.display()
+            )
+        }
+        PartChoice::Discriminator => model.part_under(DISCRIMINATOR_PREFIX, DISCRIMINATOR_PREFIX),
+    })
 }

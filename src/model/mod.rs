@@ -5,6 +5,7 @@
 pub mod dcgan;
 pub mod mlp;
 pub mod vae;
+pub mod widen;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::BatchNorm;

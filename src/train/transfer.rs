@@ -8,8 +8,9 @@ use burn::tensor::Device;
 use super::checkpoint::{Load, sampling_prefix};
 use super::config::TrainConfig;
 use super::trainer::{Networks, Trainer};
-use crate::model::ModelConfig;
-use crate::weights::ModelFile;
+use crate::model::widen::widen_generator;
+use crate::model::{Generator, ModelConfig};
+use crate::weights::{Header, ModelFile, Part, generator_prefix};
 
 pub use crate::weights::DISCRIMINATOR_PREFIX;
 
@@ -103,3 +104,42 @@ pub fn from_generator(
         pretrained_discriminator,
     })
 }
+
+/// `source`'s generator made `g_width` wide (Net2WiderNet, [`widen_generator`]: the same
+/// portraits from a larger network) as a model file's header and parts, with `source`'s
+/// discriminator beside it when it has one, so that `train --from` continues the wider
+/// generator against the trained discriminator. A checkpoint gives its moving average.
+pub fn widened(
+    source: &ModelFile,
+    g_width: usize,
+    device: &Device,
+) -> Result<(Header, Vec<Part>), String> {
+    let ModelConfig::Dcgan(config) = &source.header.model else {
+        return Err(format!(
+            "widening is for DCGAN generators, not {}",
+            source.header.model.family()
+        ));
+    };
+    let Generator::Dcgan(generator) = source
+        .generator_under(&sampling_prefix(source), device)
+        .map_err(|e| e.to_string())?
+    else {
+        unreachable!("a DCGAN config builds a DCGAN generator")
+    };
+    let (wide, wide_config) = widen_generator(&generator, config, g_width, WIDEN_SEED, device)?;
+    let mut header = source.header.clone();
+    header.model = ModelConfig::Dcgan(wide_config);
+    header.notes = format!(
+        "generator widened from g_width {} to {g_width} (Net2WiderNet: the same portraits); {}",
+        config.g_width, source.header.notes
+    );
+    let prefix = generator_prefix(&header.model);
+    let mut parts = vec![Part::of(&wide, prefix).map_err(|e| e.to_string())?];
+    if source.has_part(DISCRIMINATOR_PREFIX) {
+        parts.push(source.part_under(DISCRIMINATOR_PREFIX, DISCRIMINATOR_PREFIX));
+    }
+    Ok((header, parts))
+}
+
+/// Which channels a widened generator copies: fixed, so a widening is reproducible.
+const WIDEN_SEED: u64 = 0x4E65_7432;

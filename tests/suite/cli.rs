@@ -209,6 +209,97 @@ fn convert_splits_generator_and_discriminator() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("holds no discriminator"));
 }
 
+/// `convert --g-width`: a wider generator that draws the same portraits, with the
+/// discriminator beside it, which `train --from` continues; refused where it cannot work.
+#[test]
+fn convert_widens_a_generator_that_training_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (both, wide) = (
+        path(dir.path(), "both.safetensors"),
+        path(dir.path(), "wide.safetensors"),
+    );
+    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
+    let mut init = vec![
+        "init",
+        "--family",
+        "dcgan",
+        "--with-discriminator",
+        "--out",
+        &both,
+    ];
+    init.extend(small);
+    ok(&init);
+    let widen = |extra: &[&str]| {
+        let mut args = vec![
+            "convert",
+            "--model",
+            &both,
+            "--storage",
+            "f32",
+            "--out",
+            &wide,
+        ];
+        args.extend(extra);
+        retrato(&args)
+    };
+    assert!(widen(&["--g-width", "12"]).status.success());
+    let file = retrato::weights::ModelFile::from_path(Path::new(&wide)).unwrap();
+    let retrato::model::ModelConfig::Dcgan(config) = &file.header.model else {
+        panic!("not a DCGAN")
+    };
+    assert_eq!((config.g_width, config.d_width), (12, 8));
+    assert!(file.has_part("discriminator."));
+    let raw = |model: &str, name: &str| {
+        let out = path(dir.path(), name);
+        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
+        npy_f32(Path::new(&out)).1
+    };
+    let worst = max_abs_diff(&raw(&both, "a.npy"), &raw(&wide, "b.npy"));
+    assert!(worst < 1e-4, "widening moved the portraits by {worst}");
+    // What it is for: a run that starts from the wider generator and its discriminator.
+    let data = path(dir.path(), "faces");
+    std::fs::create_dir(&data).unwrap();
+    for i in 0..8u8 {
+        let image = image::RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb([x as u8 * 8, y as u8 * 8, i * 30])
+        });
+        image.save(format!("{data}/{i}.png")).unwrap();
+    }
+    let run = path(dir.path(), "run");
+    let out = ok(&[
+        "finetune",
+        "--from",
+        &wide,
+        "--data",
+        &data,
+        "--out",
+        &run,
+        "--max-steps",
+        "2",
+        "--set",
+        "train.batch_size=4",
+    ]);
+    assert!(out.contains("discriminator"), "{out}");
+    let refused = widen(&["--g-width", "8"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("larger g_width"));
+    let refused = widen(&["--g-width", "12", "--part", "sampling"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("leave out --part"));
+    let mlp = path(dir.path(), "mlp.safetensors");
+    ok(&["init", "--family", "mlp", "--out", &mlp]);
+    let refused = retrato(&[
+        "convert",
+        "--model",
+        &mlp,
+        "--storage",
+        "f32",
+        "--g-width",
+        "12",
+        "--out",
+        &wide,
+    ]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("DCGAN"));
+}
+
 #[test]
 fn dcgan_info_counts_pytorch_parameters() {
     let dir = tempfile::tempdir().unwrap();

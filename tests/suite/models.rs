@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use retrato::model::widen::widen_generator;
 use retrato::model::{DcganConfig, MlpConfig, ModelConfig, VaeConfig, parameter_count};
 
 fn device() -> Device {
@@ -44,6 +45,40 @@ fn dcgan_generates_and_judges_every_supported_size() {
         let logits = config.init_discriminator(&device()).forward(images);
         assert_eq!(logits.dims(), [2]);
     }
+}
+
+/// Net2WiderNet: a generator widened from 8 to 12 channels draws the same portraits, with
+/// batch norm on its running statistics (sampling) and on the batch's own (training), and
+/// the copies of a channel get unequal shares of its outgoing weights, so that training
+/// can tell them apart.
+#[test]
+fn a_widened_generator_draws_the_same_portraits() {
+    let config = DcganConfig::new()
+        .with_image_size(32)
+        .with_g_width(8)
+        .with_d_width(8)
+        .with_latent_dim(16);
+    for device in [device(), device().autodiff()] {
+        let g = config.init_generator(&device);
+        let (wide, wide_config) = widen_generator(&g, &config, 12, 7, &device).unwrap();
+        assert_eq!(wide_config.g_width, 12);
+        let widths: Vec<usize> = wide.blocks.iter().map(|b| b.norm.gamma.dims()[0]).collect();
+        assert_eq!(widths, [48, 24, 12]);
+        let z = Tensor::<2>::random([6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let (before, after) = (values(g.forward(z.clone())), values(wide.forward(z)));
+        let worst = crate::max_abs_diff(&before, &after);
+        assert!(worst < 1e-5, "widening moved the portraits by {worst}");
+        // Rows of the second block's weight are the first block's channels, scaled by their
+        // shares: a copy and its source are never equal (equal shares would keep them alike).
+        let weight = values(wide.blocks[1].conv.weight.val());
+        let rows: Vec<&[f32]> = weight.chunks(weight.len() / 48).collect();
+        for (i, a) in rows.iter().enumerate() {
+            assert!(rows[i + 1..].iter().all(|b| a != b), "row {i} has a twin");
+        }
+    }
+    let narrower = widen_generator(&config.init_generator(&device()), &config, 8, 7, &device());
+    assert!(narrower.unwrap_err().contains("larger g_width"));
 }
 
 #[test]
