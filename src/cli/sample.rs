@@ -9,13 +9,15 @@ use retrato::image_grid::{grid, png_bytes, square_grid, to_rgb8};
 use retrato::latent::{interpolation, latent, variations};
 use retrato::model::Generator;
 use retrato::sample::{BATCH, latents_tensor, read, run};
+use retrato::train::checkpoint::sampling_prefix;
 
 use super::device::DeviceChoice;
 use super::files::{load_model, write_atomic};
 
 #[derive(clap::Args)]
 pub struct SampleArgs {
-    /// Model file (retrato, or a PyTorch DCGAN netG state_dict as safetensors).
+    /// Model file (retrato, or a PyTorch DCGAN netG state_dict as safetensors); a training
+    /// checkpoint draws from its moving average, as the model it ships.
     #[arg(long)]
     model: PathBuf,
     /// How many portraits.
@@ -135,10 +137,12 @@ pub fn run_interpolate(args: InterpolateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The generator to draw from: a checkpoint's moving average when it has one (what the run
+/// ships and measures), else the file's generator.
 fn load_generator(path: &Path, device: &Device) -> Result<Generator> {
     let model = load_model(path)?;
     model
-        .generator(device)
+        .generator_under(&sampling_prefix(&model), device)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 

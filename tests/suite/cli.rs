@@ -257,14 +257,7 @@ fn convert_widens_a_generator_that_training_continues() {
     let worst = max_abs_diff(&raw(&both, "a.npy"), &raw(&wide, "b.npy"));
     assert!(worst < 1e-4, "widening moved the portraits by {worst}");
     // What it is for: a run that starts from the wider generator and its discriminator.
-    let data = path(dir.path(), "faces");
-    std::fs::create_dir(&data).unwrap();
-    for i in 0..8u8 {
-        let image = image::RgbImage::from_fn(32, 32, |x, y| {
-            image::Rgb([x as u8 * 8, y as u8 * 8, i * 30])
-        });
-        image.save(format!("{data}/{i}.png")).unwrap();
-    }
+    let data = gradient_pictures(dir.path());
     let run = path(dir.path(), "run");
     let out = ok(&[
         "finetune",
@@ -298,6 +291,101 @@ fn convert_widens_a_generator_that_training_continues() {
         &wide,
     ]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("DCGAN"));
+}
+
+/// Eight 32×32 pictures (colour gradients) in DIR/faces, for runs of a step or two.
+fn gradient_pictures(dir: &Path) -> String {
+    let data = path(dir, "faces");
+    std::fs::create_dir(&data).unwrap();
+    for i in 0..8u8 {
+        let image = image::RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb([x as u8 * 8, y as u8 * 8, i * 30])
+        });
+        image.save(format!("{data}/{i}.png")).unwrap();
+    }
+    data
+}
+
+/// A training checkpoint holds G and its moving average: `sample` and `eval` draw the
+/// average, the generator the run ships and measures (as `convert --part sampling` keeps).
+#[test]
+fn a_checkpoint_draws_from_its_moving_average() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = path(dir.path(), "g.safetensors");
+    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
+    let mut init = vec![
+        "init",
+        "--family",
+        "dcgan",
+        "--with-discriminator",
+        "--out",
+        &model,
+    ];
+    init.extend(small);
+    ok(&init);
+    let (data, run) = (gradient_pictures(dir.path()), path(dir.path(), "run"));
+    ok(&[
+        "finetune",
+        "--from",
+        &model,
+        "--data",
+        &data,
+        "--out",
+        &run,
+        "--max-steps",
+        "3",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.ema_decay=0.5",
+    ]);
+    let checkpoint = std::fs::read_dir(format!("{run}/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let checkpoint = checkpoint.to_str().unwrap();
+    let average = path(dir.path(), "average.safetensors");
+    ok(&[
+        "convert",
+        "--model",
+        checkpoint,
+        "--part",
+        "sampling",
+        "--storage",
+        "f32",
+        "--out",
+        &average,
+    ]);
+    let raw = |model: &str, name: &str| {
+        let out = path(dir.path(), name);
+        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
+        npy_f32(Path::new(&out)).1
+    };
+    assert_eq!(raw(checkpoint, "a.npy"), raw(&average, "b.npy"));
+    // `eval fid` measures the same portraits: the same score from either file.
+    let fid = |model: &str| {
+        let out = ok(&[
+            "eval",
+            "fid",
+            "--model",
+            model,
+            "--ref",
+            &data,
+            "--size",
+            "32",
+            "--n",
+            "8",
+            "--kid-subset-size",
+            "4",
+            "--json",
+        ]);
+        let line = out.lines().last().unwrap();
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["fid"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(fid(checkpoint), fid(&average));
 }
 
 #[test]

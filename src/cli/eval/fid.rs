@@ -22,7 +22,8 @@ pub struct Args {
     /// Give it twice to compare two sets.
     #[arg(long = "real", value_name = "SET")]
     real: Vec<PathBuf>,
-    /// A model file whose portraits (seeds --seed, portraits 0..n) are compared with --ref.
+    /// A model file whose portraits (seeds --seed, portraits 0..n) are compared with --ref (a
+    /// training checkpoint: its moving average, as the model it ships).
     #[arg(long, requires = "reference")]
     model: Option<PathBuf>,
     /// The reference set for --model (usually a held-out test set).
