@@ -3,17 +3,20 @@
 //! a larger network continues from a trained one instead of starting from scratch.
 //!
 //! Each new channel copies an old one (its incoming weights and batch-norm parameters and
-//! statistics). The copies of one channel compute the same activation, in training mode too
-//! (their batch statistics are equal), so the next layer's weights from that channel are
-//! split between its copies: the sum, and with it every portrait, stays what it was. The
-//! split is uneven (random shares that sum to one), which keeps the function and breaks the
-//! symmetry: equal shares would give the copies equal gradients forever.
+//! statistics), and the next layer's weights from that channel are split evenly between its
+//! copies. Exact copies would compute the same activation forever — with Adam even uneven
+//! shares do not help, as its steps ignore a gradient's scale — so each new copy's incoming
+//! weights get a little noise ([`NOISE`] of their spread): the portraits move by a few
+//! 8-bit levels, and the copies can learn different things.
 
 use burn::module::{Param, RunningState};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::dcgan::{DcganConfig, Generator, UpBlock};
 use crate::latent::SplitMix64;
+
+/// Noise on a copied channel's incoming weights, as a fraction of their root mean square.
+pub const NOISE: f32 = 0.02;
 
 /// `generator` (built from `config`) with `g_width` channels in its last hidden block and
 /// the same multiples before it; `seed` picks which channels are copied and the shares.
@@ -40,7 +43,7 @@ pub fn widen_generator(
     let mut incoming = Copies::identity(config.latent_dim);
     for (block, old) in wide.blocks.iter_mut().zip(&generator.blocks) {
         let outgoing = Copies::choose(width(old), width(block), &mut rng);
-        let weight = widen_weight(&old.conv.weight.val(), &incoming, &outgoing);
+        let weight = widen_weight(&old.conv.weight.val(), &incoming, &outgoing, &mut rng);
         block.conv.weight = Param::from_tensor(Tensor::from_data(weight, device));
         let norm = &mut block.norm;
         let copy = |values: &Tensor<1>| vector(outgoing.gather(values), device);
@@ -51,7 +54,12 @@ pub fn widen_generator(
         incoming = outgoing;
     }
     let channels = Copies::identity(config.channels);
-    let weight = widen_weight(&generator.to_rgb.weight.val(), &incoming, &channels);
+    let weight = widen_weight(
+        &generator.to_rgb.weight.val(),
+        &incoming,
+        &channels,
+        &mut rng,
+    );
     wide.to_rgb.weight = Param::from_tensor(Tensor::from_data(weight, device));
     Ok((wide, wide_config))
 }
@@ -61,10 +69,11 @@ fn width(block: &UpBlock) -> usize {
 }
 
 /// Which old channel each new channel copies, and its share of that channel's outgoing
-/// weights (the shares of one old channel's copies sum to one).
+/// weights (1 / the number of its copies). Channels from `old` on are the new copies.
 struct Copies {
     source: Vec<usize>,
     share: Vec<f32>,
+    old: usize,
 }
 
 impl Copies {
@@ -72,6 +81,7 @@ impl Copies {
         Self {
             source: (0..n).collect(),
             share: vec![1.0; n],
+            old: n,
         }
     }
 
@@ -83,19 +93,12 @@ impl Copies {
                 false => rng.below(old as u64) as usize,
             })
             .collect();
-        // Shares drawn from (0.5, 1.5], then normalised over each old channel's copies; a
-        // channel with one copy keeps share 1 exactly.
-        let weight: Vec<f64> = source.iter().map(|_| 0.5 + rng.next_open01()).collect();
-        let mut total = vec![0.0f64; old];
-        for (s, w) in source.iter().zip(&weight) {
-            total[*s] += w;
+        let mut copies = vec![0usize; old];
+        for s in &source {
+            copies[*s] += 1;
         }
-        let share = source
-            .iter()
-            .zip(&weight)
-            .map(|(s, w)| (w / total[*s]) as f32)
-            .collect();
-        Self { source, share }
+        let share = source.iter().map(|s| 1.0 / copies[*s] as f32).collect();
+        Self { source, share, old }
     }
 
     fn len(&self) -> usize {
@@ -110,17 +113,40 @@ impl Copies {
 }
 
 /// A transposed conv's weight [in, out, k, k] for the widened input and output channels:
-/// input row i' is old row source(i') times its share; output column j' old column source(j').
-fn widen_weight(weight: &Tensor<4>, incoming: &Copies, outgoing: &Copies) -> TensorData {
+/// input row i' is old row source(i') times its share; output column j' is old column
+/// source(j'), with [`NOISE`] added where j' is a new copy.
+fn widen_weight(
+    weight: &Tensor<4>,
+    incoming: &Copies,
+    outgoing: &Copies,
+    rng: &mut SplitMix64,
+) -> TensorData {
     let [c_in, c_out, kh, kw] = weight.dims();
     let values = to_vec(weight.clone().into_data());
     let kernel = kh * kw;
+    let spread: Vec<f32> = (0..c_out)
+        .map(|j| {
+            let column = (0..c_in).flat_map(|i| &values[(i * c_out + j) * kernel..][..kernel]);
+            let (sum, n) = column.fold((0.0f64, 0usize), |(s, n), v| (s + (v * v) as f64, n + 1));
+            (sum / n as f64).sqrt() as f32
+        })
+        .collect();
     let mut wide = Vec::with_capacity(incoming.len() * outgoing.len() * kernel);
     for (i, share) in incoming.source.iter().zip(&incoming.share) {
-        debug_assert!(*i < c_in);
-        for j in &outgoing.source {
+        for (jn, j) in outgoing.source.iter().enumerate() {
             let start = (i * c_out + j) * kernel;
-            wide.extend(values[start..start + kernel].iter().map(|v| v * share));
+            let noise = match jn >= outgoing.old {
+                true => NOISE * spread[*j],
+                false => 0.0,
+            };
+            wide.extend(
+                values[start..start + kernel]
+                    .iter()
+                    .map(|v| match noise > 0.0 {
+                        true => (v + noise * rng.next_normal_pair()[0] as f32) * share,
+                        false => v * share,
+                    }),
+            );
         }
     }
     TensorData::new(wide, [incoming.len(), outgoing.len(), kh, kw])

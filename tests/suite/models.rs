@@ -47,10 +47,9 @@ fn dcgan_generates_and_judges_every_supported_size() {
     }
 }
 
-/// Net2WiderNet: a generator widened from 8 to 12 channels draws the same portraits, with
-/// batch norm on its running statistics (sampling) and on the batch's own (training), and
-/// the copies of a channel get unequal shares of its outgoing weights, so that training
-/// can tell them apart.
+/// Net2WiderNet: a generator widened from 8 to 12 channels draws nearly the same portraits,
+/// with batch norm on its running statistics (sampling) and on the batch's own (training),
+/// and no new channel is an exact copy of another, so that training can tell them apart.
 #[test]
 fn a_widened_generator_draws_the_same_portraits() {
     let config = DcganConfig::new()
@@ -68,13 +67,14 @@ fn a_widened_generator_draws_the_same_portraits() {
         let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         let (before, after) = (values(g.forward(z.clone())), values(wide.forward(z)));
         let worst = crate::max_abs_diff(&before, &after);
-        assert!(worst < 1e-5, "widening moved the portraits by {worst}");
-        // Rows of the second block's weight are the first block's channels, scaled by their
-        // shares: a copy and its source are never equal (equal shares would keep them alike).
-        let weight = values(wide.blocks[1].conv.weight.val());
-        let rows: Vec<&[f32]> = weight.chunks(weight.len() / 48).collect();
-        for (i, a) in rows.iter().enumerate() {
-            assert!(rows[i + 1..].iter().all(|b| a != b), "row {i} has a twin");
+        assert!(worst < 0.02, "widening moved the portraits by {worst}");
+        // The first block's weight [latent, channels, 4, 4]: no two channels alike.
+        let weight = wide.blocks[0].conv.weight.val();
+        let channel = |c: usize| values(weight.clone().narrow(1, c, 1));
+        for a in 0..48 {
+            for b in a + 1..48 {
+                assert_ne!(channel(a), channel(b), "channels {a} and {b} are twins");
+            }
         }
     }
     let narrower = widen_generator(&config.init_generator(&device()), &config, 8, 7, &device());
