@@ -125,11 +125,7 @@ fn convert_to_int8_halves_the_file_and_the_portraits_stay_close() {
         size(&f16)
     );
     assert!(ok(&["info", &int8]).contains("Int8 storage"));
-    let raw = |model: &str, name: &str| {
-        let out = path(dir.path(), name);
-        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
-        npy_f32(Path::new(&out)).1
-    };
+    let raw = |model: &str, name: &str| raw_portraits(dir.path(), model, name);
     let worst = max_abs_diff(&raw(&f16, "a.npy"), &raw(&int8, "b.npy"));
     assert!(worst < 0.1, "int8 drift {worst}");
     let refused = retrato(&[
@@ -150,17 +146,7 @@ fn convert_to_int8_halves_the_file_and_the_portraits_stay_close() {
 fn convert_splits_generator_and_discriminator() {
     let dir = tempfile::tempdir().unwrap();
     let both = path(dir.path(), "both.safetensors");
-    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
-    let mut init = vec![
-        "init",
-        "--family",
-        "dcgan",
-        "--with-discriminator",
-        "--out",
-        &both,
-    ];
-    init.extend(small);
-    ok(&init);
+    small_dcgan(&both);
     let names = |p: &str| -> Vec<String> {
         let file = retrato::weights::ModelFile::from_path(Path::new(p)).unwrap();
         file.tensor_names().map(str::to_string).collect()
@@ -218,17 +204,7 @@ fn convert_widens_a_generator_that_training_continues() {
         path(dir.path(), "both.safetensors"),
         path(dir.path(), "wide.safetensors"),
     );
-    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
-    let mut init = vec![
-        "init",
-        "--family",
-        "dcgan",
-        "--with-discriminator",
-        "--out",
-        &both,
-    ];
-    init.extend(small);
-    ok(&init);
+    small_dcgan(&both);
     let widen = |extra: &[&str]| {
         let mut args = vec![
             "convert",
@@ -249,11 +225,7 @@ fn convert_widens_a_generator_that_training_continues() {
     };
     assert_eq!((config.g_width, config.d_width), (12, 8));
     assert!(file.has_part("discriminator."));
-    let raw = |model: &str, name: &str| {
-        let out = path(dir.path(), name);
-        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
-        npy_f32(Path::new(&out)).1
-    };
+    let raw = |model: &str, name: &str| raw_portraits(dir.path(), model, name);
     let worst = max_abs_diff(&raw(&both, "a.npy"), &raw(&wide, "b.npy"));
     assert!(worst < 0.02, "widening moved the portraits by {worst}");
     // What it is for: a run that starts from the wider generator and its discriminator.
@@ -293,6 +265,31 @@ fn convert_widens_a_generator_that_training_continues() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("DCGAN"));
 }
 
+/// A small DCGAN (32×32, width 8, latent 16) with its discriminator, written to `out`.
+fn small_dcgan(out: &str) {
+    ok(&[
+        "init",
+        "--family",
+        "dcgan",
+        "--with-discriminator",
+        "--out",
+        out,
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--latent-dim",
+        "16",
+    ]);
+}
+
+/// The raw output of portraits 0..4 of seed 0 (`sample --raw`), through DIR/NAME.
+fn raw_portraits(dir: &Path, model: &str, name: &str) -> Vec<f32> {
+    let out = path(dir, name);
+    ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
+    npy_f32(Path::new(&out)).1
+}
+
 /// Eight 32×32 pictures (colour gradients) in DIR/faces, for runs of a step or two.
 fn gradient_pictures(dir: &Path) -> String {
     let data = path(dir, "faces");
@@ -312,17 +309,7 @@ fn gradient_pictures(dir: &Path) -> String {
 fn a_checkpoint_draws_from_its_moving_average() {
     let dir = tempfile::tempdir().unwrap();
     let model = path(dir.path(), "g.safetensors");
-    let small = ["--image-size", "32", "--width", "8", "--latent-dim", "16"];
-    let mut init = vec![
-        "init",
-        "--family",
-        "dcgan",
-        "--with-discriminator",
-        "--out",
-        &model,
-    ];
-    init.extend(small);
-    ok(&init);
+    small_dcgan(&model);
     let (data, run) = (gradient_pictures(dir.path()), path(dir.path(), "run"));
     ok(&[
         "finetune",
@@ -357,11 +344,7 @@ fn a_checkpoint_draws_from_its_moving_average() {
         "--out",
         &average,
     ]);
-    let raw = |model: &str, name: &str| {
-        let out = path(dir.path(), name);
-        ok(&["sample", "--model", model, "--n", "4", "--raw", &out]);
-        npy_f32(Path::new(&out)).1
-    };
+    let raw = |model: &str, name: &str| raw_portraits(dir.path(), model, name);
     assert_eq!(raw(checkpoint, "a.npy"), raw(&average, "b.npy"));
     // `eval fid` measures the same portraits: the same score from either file.
     let fid = |model: &str| {
