@@ -13,7 +13,7 @@ use retrato::image_grid::{grid, png_bytes, to_rgb8};
 use retrato::invert::{InvertOptions, Inverter, TuneOptions, invert, psnr, tune};
 use retrato::model::{Discriminator, Generator};
 use retrato::sample::{latents_tensor, read};
-use retrato::train::checkpoint::sampling_prefix;
+use retrato::train::checkpoint::sampling_generator;
 use retrato::weights::{DISCRIMINATOR_PREFIX, Header, Part, Storage};
 
 use super::device::DeviceChoice;
@@ -81,9 +81,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = args.device.device()?.autodiff();
     let file = load_model(&args.model)?;
     let model_error = |e| anyhow::anyhow!("{}: {e}", args.model.display());
-    let generator = file
-        .generator_under(&sampling_prefix(&file), &device)
-        .map_err(model_error)?;
+    let generator = sampling_generator(&file, &device).map_err(model_error)?;
     let discriminator = read_discriminator(&args, &file, &device)?;
     let size = file.header.model.image_size();
     let (pixels, count, label) = match (&args.image, &args.images) {

@@ -9,7 +9,7 @@ use retrato::image_grid::{grid, png_bytes, square_grid, to_rgb8};
 use retrato::latent::{interpolation, latent, variations};
 use retrato::model::Generator;
 use retrato::sample::{BATCH, latents_tensor, read, run};
-use retrato::train::checkpoint::sampling_prefix;
+use retrato::train::checkpoint::sampling_generator;
 
 use super::device::DeviceChoice;
 use super::files::{load_model, write_atomic};
@@ -141,9 +141,7 @@ pub fn run_interpolate(args: InterpolateArgs) -> Result<()> {
 /// ships and measures), else the file's generator.
 fn load_generator(path: &Path, device: &Device) -> Result<Generator> {
     let model = load_model(path)?;
-    model
-        .generator_under(&sampling_prefix(&model), device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    sampling_generator(&model, device).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Runs the generator over `z` ([N, dim] row-major) in batches; returns [N, C, H, W].

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::data::cache::read_npy_u8;
 use crate::eval::extractor::Extractor;
 use crate::eval::inception::FEATURES;
-use crate::train::checkpoint::sampling_prefix;
+use crate::train::checkpoint::sampling_generator;
 use crate::weights::ModelFile;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -169,8 +169,8 @@ pub fn read_set(path: &Path, size: usize, n: Option<usize>) -> Result<Set> {
 /// it ships), as uint8 pixels (what a PNG of them holds).
 pub fn generate(path: &Path, n: usize, seed: u64, device: &Device) -> Result<ImageSet> {
     let file = ModelFile::from_path(path).with_context(|| path.display().to_string())?;
-    let generator = (file.generator_under(&sampling_prefix(&file), device))
-        .with_context(|| path.display().to_string())?;
+    let generator =
+        sampling_generator(&file, device).with_context(|| path.display().to_string())?;
     let (pixels, size) = crate::sample::portrait_pixels(&generator, seed, n, device);
     Ok(ImageSet {
         label: format!("{} (portraits 0..{n} of seed {seed})", path.display()),

@@ -19,7 +19,7 @@ use crate::latent::SplitMix64;
 pub const NOISE: f32 = 0.02;
 
 /// `generator` (built from `config`) with `g_width` channels in its last hidden block and
-/// the same multiples before it; `seed` picks which channels are copied and the shares.
+/// the same multiples before it; `seed` picks which channels are copied and their noise.
 pub fn widen_generator(
     generator: &Generator,
     config: &DcganConfig,
@@ -39,7 +39,7 @@ pub fn widen_generator(
     };
     let mut wide = wide_config.init_generator(device);
     let mut rng = SplitMix64::stream(seed, 0x7769_6465);
-    // The latent's channels are not widened: one copy each, share 1.
+    // The latent's channels are not widened: one copy each, share 1, no noise.
     let mut incoming = Copies::identity(config.latent_dim);
     for (block, old) in wide.blocks.iter_mut().zip(&generator.blocks) {
         let outgoing = Copies::choose(width(old), width(block), &mut rng);

@@ -37,6 +37,12 @@ pub fn sampling_prefix(file: &ModelFile) -> String {
     }
 }
 
+/// The generator to sample from in `file` (see [`sampling_prefix`]): what `sample`, `eval`,
+/// `invert` and widening draw from a checkpoint as from a model file.
+pub fn sampling_generator(file: &ModelFile, device: &Device) -> Result<Generator, WeightsError> {
+    file.generator_under(&sampling_prefix(file), device)
+}
+
 /// The run-level state beside the networks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {

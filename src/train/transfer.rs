@@ -5,7 +5,7 @@
 
 use burn::tensor::Device;
 
-use super::checkpoint::{Load, sampling_prefix};
+use super::checkpoint::{Load, sampling_generator, sampling_prefix};
 use super::config::TrainConfig;
 use super::trainer::{Networks, Trainer};
 use crate::model::widen::widen_generator;
@@ -105,8 +105,8 @@ pub fn from_generator(
     })
 }
 
-/// `source`'s generator made `g_width` wide (Net2WiderNet, [`widen_generator`]: the same
-/// portraits from a larger network) as a model file's header and parts, with `source`'s
+/// `source`'s generator made `g_width` wide (Net2WiderNet, [`widen_generator`]: nearly the
+/// same portraits from a larger network) as a model file's header and parts, with `source`'s
 /// discriminator beside it when it has one, so that `train --from` continues the wider
 /// generator against the trained discriminator. A checkpoint gives its moving average.
 pub fn widened(
@@ -120,9 +120,8 @@ pub fn widened(
             source.header.model.family()
         ));
     };
-    let Generator::Dcgan(generator) = source
-        .generator_under(&sampling_prefix(source), device)
-        .map_err(|e| e.to_string())?
+    let Generator::Dcgan(generator) =
+        sampling_generator(source, device).map_err(|e| e.to_string())?
     else {
         unreachable!("a DCGAN config builds a DCGAN generator")
     };
@@ -130,7 +129,7 @@ pub fn widened(
     let mut header = source.header.clone();
     header.model = ModelConfig::Dcgan(wide_config);
     header.notes = format!(
-        "generator widened from g_width {} to {g_width} (Net2WiderNet: the same portraits); {}",
+        "generator widened from g_width {} to {g_width} (Net2WiderNet: nearly the same portraits); {}",
         config.g_width, source.header.notes
     );
     let prefix = generator_prefix(&header.model);
