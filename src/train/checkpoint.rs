@@ -68,6 +68,9 @@ struct TrainingState {
     /// ADA's adapted probability of the geometric transforms (`ada_target > 0`).
     #[serde(default)]
     augment_p: Option<f32>,
+    /// LeCam's running averages of D's outputs (`lecam_weight > 0`).
+    #[serde(default)]
+    lecam_averages: Option<Vec<f32>>,
     info: RunInfo,
     /// Parameter ids per network, in visiting order (optimizer state is keyed by them).
     param_ids: BTreeMap<String, Vec<u64>>,
@@ -262,6 +265,10 @@ fn encode_as(
         step: trainer.step,
         lr_scale: trainer.lr_scale,
         augment_p: (trainer.augment_p.clone()).map(|p| p.into_scalar::<f32>()),
+        lecam_averages: (trainer.lecam_averages.clone())
+            .map(|a| a.into_data().try_to_vec::<f32>())
+            .transpose()
+            .map_err(|e| WeightsError::Internal(format!("{e:?}")))?,
         info: info.clone(),
         param_ids,
     };
@@ -379,6 +386,10 @@ pub async fn encode_portable(trainer: &Trainer, info: &RunInfo) -> Result<Vec<u8
         let p = read_values(Values(vec![p.clone()])).await?.concat();
         copy.augment_p = Some(Tensor::from_floats(p.as_slice(), &cpu));
     }
+    if let Some(averages) = &trainer.lecam_averages {
+        let averages = read_values(Values(vec![averages.clone()])).await?.concat();
+        copy.lecam_averages = Some(Tensor::from_floats(averages.as_slice(), &cpu));
+    }
     encode(&copy, info).map_err(|e| e.to_string())
 }
 
@@ -461,6 +472,9 @@ pub fn decode(bytes: &[u8], device: &Device) -> Result<(Trainer, RunInfo), Weigh
     );
     if let (Some(_), Some(p)) = (&trainer.augment_p, training.augment_p) {
         trainer.augment_p = Some(Tensor::from_floats([p], device));
+    }
+    if let (Some(_), Some(averages)) = (&trainer.lecam_averages, training.lecam_averages) {
+        trainer.lecam_averages = Some(Tensor::from_floats(averages.as_slice(), device));
     }
     Ok((trainer, training.info))
 }

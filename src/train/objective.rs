@@ -16,6 +16,9 @@ pub fn loss_names(train: &TrainOptions) -> Vec<&'static str> {
     if train.r1_gamma > 0.0 && train.objective != Objective::Vae {
         names.push("r1");
     }
+    if train.lecam_weight > 0.0 && train.objective != Objective::Vae {
+        names.push("lecam");
+    }
     if train.ada_target > 0.0 {
         names.push("augment_p");
     }
@@ -59,6 +62,37 @@ pub fn kl_divergence(mean: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
 pub fn r1_penalty(gradient: Tensor<4>, gamma: f64) -> Tensor<1> {
     let squared_norms = gradient.powi_scalar(2).sum_dim(3).sum_dim(2).sum_dim(1);
     squared_norms.mean() * (gamma / 2.0)
+}
+
+/// The LeCam penalty (Tseng et al. 2021) λ·(E[relu(D(x) − ā_fake)²] + E[relu(ā_real − D(G(z)))²]):
+/// D's outputs on real images are pulled towards the running average of its outputs on
+/// fakes and vice versa, which bounds how far apart a discriminator trained on few images
+/// can push them. `averages` holds [Σ real, Σ fake, Σ weight] of the running averages (a
+/// bias-corrected moving average, so the first batch is its own anchor); the batch's means
+/// enter them before the penalty reads them, as in the paper's code. Returns the weighted
+/// penalty and the updated averages (detached).
+pub fn lecam_penalty(
+    real_logits: Tensor<1>,
+    fake_logits: Tensor<1>,
+    averages: Tensor<1>,
+    decay: f64,
+    weight: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    let batch_means = Tensor::cat(
+        vec![
+            real_logits.clone().detach().mean(),
+            fake_logits.clone().detach().mean(),
+            Tensor::ones([1], &real_logits.device()),
+        ],
+        0,
+    );
+    let averages = (averages * decay + batch_means * (1.0 - decay)).detach();
+    let total = averages.clone().slice(2..3);
+    let anchor_real = averages.clone().slice(0..1) / total.clone();
+    let anchor_fake = averages.clone().slice(1..2) / total;
+    let real_term = relu(real_logits - anchor_fake).powi_scalar(2).mean();
+    let fake_term = relu(anchor_real - fake_logits).powi_scalar(2).mean();
+    ((real_term + fake_term) * weight, averages)
 }
 
 /// The WGAN-GP penalty λ·E[(‖∇ₓD(x̂)‖ − 1)²]; `gradient` is ∇ₓD at the interpolates.

@@ -15,7 +15,8 @@ use super::augment::diff_augment;
 use super::collective::Ranks;
 use super::config::{Objective, OptimizerKind, TrainConfig};
 use super::objective::{
-    bce_with_logits, gradient_penalty, kl_divergence, mean_probability, r1_penalty, reconstruction,
+    bce_with_logits, gradient_penalty, kl_divergence, lecam_penalty, mean_probability, r1_penalty,
+    reconstruction,
 };
 use super::params::{Clip, MovingAverage, OptimizerStep, Values, average_gradients};
 use crate::latent::{SplitMix64, latents, mix};
@@ -63,10 +64,23 @@ pub struct Trainer {
     /// ADA's adaptive probability of the geometric transforms (`ada_target > 0`), one value
     /// kept on the device: it adapts every step without a read-back.
     pub augment_p: Option<Tensor<1>>,
+    /// LeCam's running averages of D's outputs, [Σ real, Σ fake, Σ weight]
+    /// (`lecam_weight > 0`), on the device like `augment_p`.
+    pub lecam_averages: Option<Tensor<1>>,
     /// The other ranks of a data-parallel job ([`Collective`]): this trainer sees its shard
     /// of each batch, draws its shard of the latents, and averages gradients with them.
     pub ranks: Option<Ranks>,
     device: Device,
+}
+
+/// `values` averaged over a data-parallel job's ranks (read back once; as it is alone), so
+/// that state every rank keeps stays the same on all.
+fn job_average(values: Tensor<1>, ranks: Option<&dyn super::collective::Collective>) -> Tensor<1> {
+    let Some(ranks) = ranks else { return values };
+    let device = values.device();
+    let mut read = values.into_data().try_to_vec::<f32>().expect("f32 values");
+    super::collective::average(ranks, &mut read);
+    Tensor::from_floats(read.as_slice(), &device)
 }
 
 /// A fresh optimizer of the configured kind.
@@ -122,6 +136,7 @@ impl Trainer {
     ) -> Self {
         let augment_p = (config.train.ada_target > 0.0)
             .then(|| Tensor::from_floats([config.train.geometric_p as f32], device));
+        let lecam_averages = (config.train.lecam_weight > 0.0).then(|| Tensor::zeros([3], device));
         Self {
             config,
             networks,
@@ -129,6 +144,7 @@ impl Trainer {
             step,
             lr_scale,
             augment_p,
+            lecam_averages,
             ranks: None,
             device: device.clone(),
         }
@@ -229,6 +245,7 @@ impl Trainer {
         let mut penalty_rng = self.rng(STREAM_PENALTY);
         let geometric_p = self.geometric_p();
         let mut adapt_to = None;
+        let mut lecam_averages = self.lecam_averages.take();
         let Networks::Gan {
             generator,
             discriminator,
@@ -252,6 +269,17 @@ impl Trainer {
             let real_logits = discriminator.forward(real_seen.clone());
             let fake_logits = discriminator.forward(fake_seen.clone());
             adapt_to = Some(real_logits.clone());
+            let lecam = lecam_averages.take().map(|averages| {
+                let (penalty, averages) = lecam_penalty(
+                    real_logits.clone(),
+                    fake_logits.clone(),
+                    averages,
+                    t.lecam_decay,
+                    t.lecam_weight,
+                );
+                lecam_averages = Some(job_average(averages, self.ranks.as_deref()));
+                penalty
+            });
             let loss = match t.objective {
                 Objective::Bce => {
                     out.push(("d_real", mean_probability(real_logits.clone()).detach()));
@@ -280,6 +308,13 @@ impl Trainer {
                     loss
                 }
                 Objective::Vae => unreachable!("validated"),
+            };
+            let loss = match lecam {
+                Some(penalty) => {
+                    out.push(("lecam", penalty.clone().detach()));
+                    loss + penalty
+                }
+                None => loss,
             };
             let d_updates = self.step / t.d_every as u64;
             let loss = match t.r1_gamma > 0.0 && d_updates.is_multiple_of(t.r1_every as u64) {
@@ -333,6 +368,7 @@ impl Trainer {
             *generator = generator.clone().transform(&mut step);
             self.update_ema();
         }
+        self.lecam_averages = lecam_averages;
         if let Some(p) = adapt_to.and_then(|logits| self.adapt_augmentation(logits, n)) {
             out.push(("augment_p", p));
         }
