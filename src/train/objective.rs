@@ -64,35 +64,43 @@ pub fn r1_penalty(gradient: Tensor<4>, gamma: f64) -> Tensor<1> {
     squared_norms.mean() * (gamma / 2.0)
 }
 
-/// The LeCam penalty (Tseng et al. 2021) λ·(E[relu(D(x) − ā_fake)²] + E[relu(ā_real − D(G(z)))²]):
-/// D's outputs on real images are pulled towards the running average of its outputs on
-/// fakes and vice versa, which bounds how far apart a discriminator trained on few images
-/// can push them. `averages` holds [Σ real, Σ fake, Σ weight] of the running averages (a
-/// bias-corrected moving average, so the first batch is its own anchor); the batch's means
-/// enter them before the penalty reads them, as in the paper's code. Returns the weighted
-/// penalty and the updated averages (detached).
+/// LeCam's running averages of D's outputs with this batch's means in: [Σ real, Σ fake,
+/// Σ weight] of a bias-corrected moving average (so the first batch is its own anchor).
+/// The batch enters before the penalty reads them, as in the paper's code.
+pub fn lecam_averages(
+    averages: Tensor<1>,
+    real_logits: Tensor<1>,
+    fake_logits: Tensor<1>,
+    decay: f64,
+) -> Tensor<1> {
+    let device = real_logits.device();
+    let batch_means = Tensor::cat(
+        vec![
+            real_logits.detach().mean(),
+            fake_logits.detach().mean(),
+            Tensor::ones([1], &device),
+        ],
+        0,
+    );
+    (averages * decay + batch_means * (1.0 - decay)).detach()
+}
+
+/// The LeCam penalty (Tseng et al. 2021) λ·(E[relu(D(x) − ā_fake)²] + E[relu(ā_real − D(G(z)))²])
+/// against the [`lecam_averages`]: D's outputs on real images are pulled towards the running
+/// average of its outputs on fakes and vice versa, which bounds how far apart a
+/// discriminator trained on few images can push them.
 pub fn lecam_penalty(
     real_logits: Tensor<1>,
     fake_logits: Tensor<1>,
     averages: Tensor<1>,
-    decay: f64,
     weight: f64,
-) -> (Tensor<1>, Tensor<1>) {
-    let batch_means = Tensor::cat(
-        vec![
-            real_logits.clone().detach().mean(),
-            fake_logits.clone().detach().mean(),
-            Tensor::ones([1], &real_logits.device()),
-        ],
-        0,
-    );
-    let averages = (averages * decay + batch_means * (1.0 - decay)).detach();
+) -> Tensor<1> {
     let total = averages.clone().slice(2..3);
     let anchor_real = averages.clone().slice(0..1) / total.clone();
-    let anchor_fake = averages.clone().slice(1..2) / total;
+    let anchor_fake = averages.slice(1..2) / total;
     let real_term = relu(real_logits - anchor_fake).powi_scalar(2).mean();
     let fake_term = relu(anchor_real - fake_logits).powi_scalar(2).mean();
-    ((real_term + fake_term) * weight, averages)
+    (real_term + fake_term) * weight
 }
 
 /// The WGAN-GP penalty λ·E[(‖∇ₓD(x̂)‖ − 1)²]; `gradient` is ∇ₓD at the interpolates.

@@ -73,8 +73,9 @@ pub struct Trainer {
     device: Device,
 }
 
-/// `values` averaged over a data-parallel job's ranks (read back once; as it is alone), so
-/// that state every rank keeps stays the same on all.
+/// `values` averaged over a data-parallel job's ranks (a read-back, only in such a job), so
+/// that state each rank keeps for itself (ADA's probability, LeCam's averages) stays the
+/// same on all.
 fn job_average(values: Tensor<1>, ranks: Option<&dyn super::collective::Collective>) -> Tensor<1> {
     let Some(ranks) = ranks else { return values };
     let device = values.device();
@@ -166,12 +167,7 @@ impl Trainer {
     fn adapt_augmentation(&mut self, real_logits: Tensor<1>, images: usize) -> Option<Tensor<1>> {
         let p = self.augment_p.take()?;
         let t = &self.config.train;
-        let mut overfit = real_logits.detach().sign().mean();
-        if let Some(ranks) = self.ranks.as_deref() {
-            let mut value = [overfit.into_scalar::<f32>()];
-            super::collective::average(ranks, &mut value);
-            overfit = Tensor::from_floats(value, &self.device);
-        }
+        let overfit = job_average(real_logits.detach().sign().mean(), self.ranks.as_deref());
         let speed = (images * self.shard().1) as f64 / t.ada_images;
         let moved = p + (overfit - t.ada_target).sign() * speed;
         self.augment_p = Some(moved.clamp(0.0, 1.0).detach());
@@ -270,15 +266,17 @@ impl Trainer {
             let fake_logits = discriminator.forward(fake_seen.clone());
             adapt_to = Some(real_logits.clone());
             let lecam = lecam_averages.take().map(|averages| {
-                let (penalty, averages) = lecam_penalty(
-                    real_logits.clone(),
-                    fake_logits.clone(),
+                let (real, fake) = (real_logits.clone(), fake_logits.clone());
+                let averages = super::objective::lecam_averages(
                     averages,
+                    real.clone(),
+                    fake.clone(),
                     t.lecam_decay,
-                    t.lecam_weight,
                 );
-                lecam_averages = Some(job_average(averages, self.ranks.as_deref()));
-                penalty
+                // The job's averages before the penalty reads them: N ranks as one process.
+                let averages = job_average(averages, self.ranks.as_deref());
+                lecam_averages = Some(averages.clone());
+                lecam_penalty(real, fake, averages, t.lecam_weight)
             });
             let loss = match t.objective {
                 Objective::Bce => {

@@ -63,13 +63,14 @@ impl Collective for ThreadRank {
     }
 }
 
-/// A small MLP GAN (no batch norm, no dropout, no augmentation), batch 8.
+/// A small MLP GAN (no batch norm, no dropout, no augmentation), batch 8, with LeCam (state
+/// every rank keeps, averaged over the job).
 fn config() -> TrainConfig {
     let model = serde_json::json!({
         "family": "mlp", "latent_dim": 8, "g_hidden": [32, 32], "d_hidden": [32],
         "image_size": 16, "g_dropout": 0.0, "d_dropout": 0.0,
     });
-    let train = serde_json::json!({ "batch_size": 8, "augment": [], "ema_decay": 0.9 });
+    let train = serde_json::json!({ "batch_size": 8, "augment": [], "ema_decay": 0.9, "lecam_weight": 0.5 });
     serde_json::from_value(serde_json::json!({ "model": model, "train": train })).unwrap()
 }
 

@@ -808,15 +808,11 @@ fn lecam_penalises_outputs_past_the_other_sides_average() {
     let device = Device::flex();
     let values = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
     let floats = |v: &[f32]| Tensor::<1>::from_floats(v, &device);
-    let lecam = retrato::train::objective::lecam_penalty;
+    use retrato::train::objective::{lecam_averages, lecam_penalty};
 
-    let (penalty, averages) = lecam(
-        floats(&[2.0, 4.0]),
-        floats(&[-1.0, -3.0]),
-        floats(&[0.0, 0.0, 0.0]),
-        0.99,
-        0.5,
-    );
+    let (real, fake) = (floats(&[2.0, 4.0]), floats(&[-1.0, -3.0]));
+    let averages = lecam_averages(floats(&[0.0, 0.0, 0.0]), real.clone(), fake.clone(), 0.99);
+    let penalty = lecam_penalty(real, fake, averages.clone(), 0.5);
     // First batch: anchors are its own means, real 3 and fake -2.
     // Real: relu([2, 4] + 2)² = [16, 36]; fake: relu(3 - [-1, -3])² = [16, 36]; 0.5 · (26 + 26).
     assert!((penalty.into_scalar::<f32>() - 26.0).abs() < 1e-4);
@@ -829,14 +825,17 @@ fn lecam_penalises_outputs_past_the_other_sides_average() {
     // Outputs already on their own side of the other's anchor cost nothing: with the batch's
     // means in, the anchors are real (0.0297 - 0.05) / 0.0199 = -1.02 and fake
     // (-0.0198 + 0.07) / 0.0199 = 2.52; -5 is below 2.52, 7 above -1.02.
-    let (penalty, _) = lecam(
-        floats(&[-5.0]),
-        floats(&[7.0]),
-        floats(&averages),
-        0.99,
-        0.5,
+    let (real, fake) = (floats(&[-5.0]), floats(&[7.0]));
+    let averages = lecam_averages(floats(&averages), real.clone(), fake.clone(), 0.99);
+    let anchors = values(averages.clone());
+    assert!(
+        (anchors[0] / anchors[2] + 1.0201).abs() < 1e-3,
+        "{anchors:?}"
     );
-    assert_eq!(penalty.into_scalar::<f32>(), 0.0);
+    assert_eq!(
+        lecam_penalty(real, fake, averages, 0.5).into_scalar::<f32>(),
+        0.0
+    );
 }
 
 /// With a strong LeCam weight, D's outputs on real and fake images stay closer together than
