@@ -266,7 +266,7 @@ fn encode_as(
         lr_scale: trainer.lr_scale,
         augment_p: (trainer.augment_p.clone()).map(|p| p.into_scalar::<f32>()),
         lecam_averages: (trainer.lecam_averages.clone())
-            .map(|a| a.into_data().try_to_vec::<f32>())
+            .map(|a| a.into_data().convert::<f32>().try_into_vec::<f32>())
             .transpose()
             .map_err(|e| WeightsError::Internal(format!("{e:?}")))?,
         info: info.clone(),

@@ -79,7 +79,11 @@ pub struct Trainer {
 fn job_average(values: Tensor<1>, ranks: Option<&dyn super::collective::Collective>) -> Tensor<1> {
     let Some(ranks) = ranks else { return values };
     let device = values.device();
-    let mut read = values.into_data().try_to_vec::<f32>().expect("f32 values");
+    let mut read = values
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32");
     super::collective::average(ranks, &mut read);
     Tensor::from_floats(read.as_slice(), &device)
 }

@@ -848,9 +848,11 @@ fn lecam_keeps_the_discriminators_outputs_together() {
     let start = Trainer::new(config(small_dcgan(), options), &device).unwrap();
     let start = checkpoint::encode(&start, &RunInfo::default()).unwrap();
     let with_weight = |weight: f64| {
-        let (mut trainer, _) = checkpoint::decode(&start, &device).unwrap();
-        trainer.config.train.lecam_weight = weight;
-        trainer.lecam_averages = (weight > 0.0).then(|| Tensor::zeros([3], &device));
+        let (trainer, _) = checkpoint::decode(&start, &device).unwrap();
+        let mut config = trainer.config.clone();
+        config.train.lecam_weight = weight;
+        let mut trainer =
+            Trainer::from_networks(config, trainer.networks, trainer.ema, 0, 1.0, &device);
         let history = train(&mut trainer, 12);
         assert_finite(&history);
         history
