@@ -74,23 +74,23 @@ fn config() -> TrainConfig {
     serde_json::from_value(serde_json::json!({ "model": model, "train": train })).unwrap()
 }
 
-/// `steps` steps of the run loop as rank `rank` of `ranks` (no ranks: a single process);
-/// returns every weight of G, D and the moving average, and the loss rows it saw.
-fn train(ranks: Option<Rc<dyn Collective>>, steps: u64) -> (Vec<f32>, Vec<Vec<f32>>) {
+/// The job's starting trainer as checkpoint bytes. burn initialises parameters on first use
+/// from its one process-wide generator, which tests running in parallel reseed: writing the
+/// start draws them all at once, and every loop below starts from these same bytes.
+fn start() -> Vec<u8> {
+    let trainer = Trainer::new(config(), &Device::flex().autodiff()).unwrap();
+    checkpoint::encode(&trainer, &RunInfo::default()).unwrap()
+}
+
+/// `steps` steps of the run loop from `start` as rank `rank` of `ranks` (no ranks: a single
+/// process); returns every weight of G, D and the moving average, and the loss rows it saw.
+fn train(start: &[u8], ranks: Option<Rc<dyn Collective>>, steps: u64) -> (Vec<f32>, Vec<Vec<f32>>) {
     let device = Device::flex().autodiff();
-    // As the CLI does: rank 0 initialises (burn's generator is one per process, so two
-    // threads initialising at once would draw different weights) and hands the trainer over.
-    // burn initialises parameters on first use: writing the start (as the CLI does at step 0,
-    // and as rank 0's broadcast does) draws them all now, from the seed, in the same order.
+    // As the CLI does: rank 0 reads the start and hands the trainer over.
     let (mut trainer, _) = match &ranks {
-        None => {
-            let trainer = Trainer::new(config(), &device).unwrap();
-            checkpoint::encode(&trainer, &RunInfo::default()).unwrap();
-            (trainer, RunInfo::default())
-        }
+        None => checkpoint::decode(start, &device).unwrap(),
         Some(ranks) => {
-            let local = (ranks.rank() == 0)
-                .then(|| (Trainer::new(config(), &device).unwrap(), RunInfo::default()));
+            let local = (ranks.rank() == 0).then(|| checkpoint::decode(start, &device).unwrap());
             broadcast_trainer(ranks.as_ref(), local, &device).unwrap()
         }
     };
@@ -128,7 +128,8 @@ fn train(ranks: Option<Rc<dyn Collective>>, steps: u64) -> (Vec<f32>, Vec<Vec<f3
 #[test]
 fn two_ranks_with_half_batches_take_the_steps_of_one_loop() {
     let steps = 4;
-    let (single, single_rows) = train(None, steps);
+    let start = Arc::new(start());
+    let (single, single_rows) = train(&start, None, steps);
     let exchange = Arc::new(Exchange {
         barrier: Barrier::new(2),
         slots: Mutex::new(vec![Vec::new(); 2]),
@@ -136,20 +137,20 @@ fn two_ranks_with_half_batches_take_the_steps_of_one_loop() {
     });
     let ranks: Vec<_> = (0..2)
         .map(|rank| {
-            let exchange = exchange.clone();
+            let (exchange, start) = (exchange.clone(), start.clone());
             std::thread::spawn(move || {
                 let me = ThreadRank {
                     rank,
                     size: 2,
                     exchange,
                 };
-                train(Some(Rc::new(me)), steps)
+                train(&start, Some(Rc::new(me)), steps)
             })
         })
         .collect();
     let results: Vec<_> = ranks.into_iter().map(|r| r.join().unwrap()).collect();
     let start = {
-        let trainer = Trainer::new(config(), &Device::flex().autodiff()).unwrap();
+        let (trainer, _) = checkpoint::decode(&start, &Device::flex().autodiff()).unwrap();
         let mut values = Values::default();
         trainer.generator().valid().inspect(&mut values);
         pollster::block_on(read_values(values)).unwrap().concat()
