@@ -89,9 +89,13 @@ pub fn load(
 ) -> Result<Loaded, String> {
     let cache_file = match cache_dir {
         Some(dir) => {
-            let stem = path
-                .file_stem()
-                .map_or("data".into(), |s| s.to_string_lossy().into_owned());
+            // A folder's whole name ("img-psi1.15"), an archive's without its extension.
+            let stem = if path.is_dir() {
+                path.file_name()
+            } else {
+                path.file_stem()
+            }
+            .map_or("data".into(), |s| s.to_string_lossy().into_owned());
             let key = key(path, size, fit)?;
             Some(dir.join(format!("{stem}-{size}px-{key}.npy")))
         }

@@ -225,6 +225,16 @@ mod sources {
         assert!(again.from_cache, "second read comes from the decode cache");
         assert_eq!(again.dataset, loaded.dataset);
         assert_eq!(again.skipped, loaded.skipped);
+        // A folder's entry is named after the whole folder name, dots and all.
+        let dotted = dir.path().join("portraits-psi1.15");
+        std::fs::rename(&data, &dotted).unwrap();
+        let entry = load(&dotted, 32, Fit::Crop, Some(&cache))
+            .unwrap()
+            .cache_file
+            .unwrap();
+        let entry = entry.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(entry.starts_with("portraits-psi1.15-32px-"), "{entry}");
+        std::fs::rename(&dotted, &data).unwrap();
         // Another size is another cache entry.
         assert!(!load(&data, 16, Fit::Crop, Some(&cache)).unwrap().from_cache);
         // Touching the data invalidates the entry.
