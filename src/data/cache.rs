@@ -56,8 +56,8 @@ fn modified_nanos(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// The cache key of `path` decoded at `size` with `fit`.
-fn key(path: &Path, size: usize, fit: Fit) -> Result<String, String> {
+/// The cache key of `path` (of `kind`) decoded at `size` with `fit`.
+fn key(path: &Path, kind: Kind, size: usize, fit: Fit) -> Result<String, String> {
     let canonical = path
         .canonicalize()
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -65,7 +65,7 @@ fn key(path: &Path, size: usize, fit: Fit) -> Result<String, String> {
     hash.update(CACHE_VERSION);
     hash.update(canonical.to_string_lossy().as_bytes());
     hash.update(format!("|{size}|{fit:?}|"));
-    match Kind::of(path)? {
+    match kind {
         Kind::Folder => {
             for (file, len, modified) in folder_files(path)?.0 {
                 hash.update(format!("{}|{len}|{modified}\n", file.display()));
@@ -89,14 +89,14 @@ pub fn load(
 ) -> Result<Loaded, String> {
     let cache_file = match cache_dir {
         Some(dir) => {
+            let kind = Kind::of(path)?;
             // A folder's whole name ("img-psi1.15"), an archive's without its extension.
-            let stem = if path.is_dir() {
-                path.file_name()
-            } else {
-                path.file_stem()
+            let stem = match kind {
+                Kind::Folder => path.file_name(),
+                Kind::Tar | Kind::Zip => path.file_stem(),
             }
             .map_or("data".into(), |s| s.to_string_lossy().into_owned());
-            let key = key(path, size, fit)?;
+            let key = key(path, kind, size, fit)?;
             Some(dir.join(format!("{stem}-{size}px-{key}.npy")))
         }
         None => None,
