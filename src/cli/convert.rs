@@ -52,14 +52,20 @@ pub struct Args {
     g_width: Option<usize>,
 }
 
+impl StorageChoice {
+    pub fn storage(self) -> Storage {
+        match self {
+            Self::F32 => Storage::F32,
+            Self::F16 => Storage::F16,
+            Self::Int8 => Storage::Int8,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let model = load_model(&args.model)?;
     let mut header = model.header.clone();
-    header.storage = match args.storage {
-        StorageChoice::F32 => Storage::F32,
-        StorageChoice::F16 => Storage::F16,
-        StorageChoice::Int8 => Storage::Int8,
-    };
+    header.storage = args.storage.storage();
     let generator = weights::generator_prefix(&header.model);
     // Only what the networks read is kept: a checkpoint's optimizer state is left behind.
     let parts = match (args.g_width, args.part) {

@@ -1,6 +1,7 @@
 //! Native CLI: argument parsing and one module per command. Errors end as one line on stderr
 //! (`error: FILE: reason`) and a non-zero exit code, never a panic.
 
+mod average;
 mod bench;
 mod convert;
 mod data;
@@ -35,6 +36,8 @@ const EXAMPLES: &str = "Examples:
   retrato interpolate --model g.safetensors --from 3 --to 9 --steps 8 --out strip.png
   retrato info g.safetensors
   retrato convert --model g.safetensors --storage int8 --out g-int8.safetensors
+  retrato average --model runs/a/resume.safetensors --model runs/b/resume.safetensors \\
+      --storage int8 --out soup.safetensors
   retrato train --config configs/dcgan-celeba-hq.toml --data faces.tar --out runs/celeba
   retrato train --resume --data faces.tar --out runs/celeba
   retrato finetune --from celeba-64.safetensors --data my-paintings/ --out runs/mine
@@ -54,6 +57,9 @@ enum Command {
     Info(info::Args),
     /// Write a model in another storage (f32, f16, int8), or a PyTorch netG as a retrato file.
     Convert(convert::Args),
+    /// Average the generators of several models of one architecture (a model soup: runs
+    /// continued from one parent often draw better averaged than apart).
+    Average(average::Args),
     /// Train a model on a folder or archive of images (resumable, with logs and plots);
     /// with --from, fine-tune a trained model on new pictures.
     #[command(visible_alias = "finetune")]
@@ -80,6 +86,7 @@ pub fn run() -> ExitCode {
         Command::Interpolate(args) => sample::run_interpolate(args),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Average(args) => average::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(command) => bench::run(command),

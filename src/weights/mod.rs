@@ -7,6 +7,7 @@
 //! accepted, see [`pytorch`]. Everything is validated before a single value reaches a model:
 //! every failure is a [`WeightsError`], never a panic.
 
+mod average;
 mod delta;
 mod error;
 mod pytorch;
@@ -20,6 +21,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Discriminator, FAMILIES, Generator, ModelConfig};
+pub use average::average;
 pub use delta::{DELTA_PREFIX, DELTAS_KEY, DeltaOf};
 pub use error::WeightsError;
 

@@ -487,3 +487,59 @@ fn bad_latents_file_is_refused_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("N×8"), "{stderr}");
 }
+
+/// `average`: a model averaged with itself draws the very same portraits; two models of
+/// other seeds give a third generator; other architectures and a lone model are refused.
+#[test]
+fn average_of_generators_keeps_the_architecture_and_refuses_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, seed: &str, width: &str| {
+        let out = path(dir.path(), name);
+        ok(&[
+            "init",
+            "--family",
+            "dcgan",
+            "--image-size",
+            "32",
+            "--width",
+            width,
+            "--seed",
+            seed,
+            "--out",
+            &out,
+        ]);
+        out
+    };
+    let (a, b, wide) = (
+        model("a", "1", "8"),
+        model("b", "2", "8"),
+        model("w", "1", "16"),
+    );
+    let average = |models: &[&str], out: &str| {
+        let mut args = vec!["average"];
+        for m in models {
+            args.extend(["--model", m]);
+        }
+        args.extend(["--storage", "f32", "--out", out]);
+        retrato(&args)
+    };
+    let (same, mean) = (path(dir.path(), "same"), path(dir.path(), "mean"));
+    assert!(average(&[&a, &a], &same).status.success());
+    assert!(average(&[&a, &b], &mean).status.success());
+    let raw = |model: &str, name: &str| raw_portraits(dir.path(), model, name);
+    assert_eq!(raw(&a, "a.npy"), raw(&same, "same.npy"));
+    let drawn = raw(&mean, "mean.npy");
+    assert!(max_abs_diff(&drawn, &raw(&a, "a2.npy")) > 1e-3);
+    assert!(max_abs_diff(&drawn, &raw(&b, "b.npy")) > 1e-3);
+    assert!(ok(&["info", &mean]).contains("Mean of 2 generators"));
+
+    let refused = average(&[&a, &wide], &path(dir.path(), "bad"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&wide) && stderr.contains("architecture"),
+        "{stderr}"
+    );
+    assert!(!average(&[&a], &path(dir.path(), "lone")).status.success());
+    assert!(!dir.path().join("bad").exists());
+}
