@@ -23,6 +23,10 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, value_enum)]
     storage: StorageChoice,
+    /// Recompute the mean generator's batch-norm statistics from one batch of this many
+    /// portraits (SWA's rule; 512 is plenty) instead of averaging the parts' statistics.
+    #[arg(long, value_name = "N")]
+    recalibrate: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -68,6 +72,10 @@ pub fn run(args: Args) -> Result<()> {
         names.join(", "),
         first.header.notes
     );
+    let mean = match args.recalibrate {
+        Some(portraits) => weights::recalibrated(&header, mean, portraits)?,
+        None => mean,
+    };
     let bytes = weights::encode(&header, &[mean]).map_err(|e| anyhow::anyhow!("{e}"))?;
     write_atomic(&args.out, &bytes)?;
     // Read back what was written: a file this command makes must load.

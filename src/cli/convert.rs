@@ -50,6 +50,11 @@ pub struct Args {
     /// trained one. DCGAN only; with --part all.
     #[arg(long, value_name = "WIDTH")]
     g_width: Option<usize>,
+    /// Recompute the generator's batch-norm statistics from one batch of this many portraits
+    /// (SWA's rule; 512 is plenty): a checkpoint's moving average carries averaged
+    /// statistics that its averaged weights do not quite produce. With --part sampling.
+    #[arg(long, value_name = "N")]
+    recalibrate: Option<usize>,
 }
 
 impl StorageChoice {
@@ -63,6 +68,9 @@ impl StorageChoice {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.recalibrate.is_some() && !matches!(args.part, PartChoice::Sampling) {
+        bail!("--recalibrate changes the generator to sample from: use it with --part sampling")
+    }
     let model = load_model(&args.model)?;
     let mut header = model.header.clone();
     header.storage = args.storage.storage();
@@ -78,8 +86,16 @@ pub fn run(args: Args) -> Result<()> {
         (Some(_), _) => {
             bail!("--g-width writes the widened generator and the discriminator: leave out --part")
         }
+        (None, PartChoice::Sampling) => {
+            let part = chosen_part(&model, PartChoice::Sampling, generator, &args)?;
+            match args.recalibrate {
+                Some(portraits) => vec![weights::recalibrated(&header, part, portraits)?],
+                None => vec![part],
+            }
+        }
         (None, part) => vec![chosen_part(&model, part, generator, &args)?],
     };
+
     let bytes = weights::encode(&header, &parts)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     write_atomic(&args.out, &bytes)?;

@@ -11,6 +11,7 @@ mod average;
 mod delta;
 mod error;
 mod pytorch;
+mod recalibrate;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +25,7 @@ use crate::model::{Discriminator, FAMILIES, Generator, ModelConfig};
 pub use average::average;
 pub use delta::{DELTA_PREFIX, DELTAS_KEY, DeltaOf};
 pub use error::WeightsError;
+pub use recalibrate::recalibrated;
 
 /// Tensor-name prefix of a discriminator in a model file or checkpoint.
 pub const DISCRIMINATOR_PREFIX: &str = "discriminator.";

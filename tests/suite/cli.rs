@@ -543,3 +543,77 @@ fn average_of_generators_keeps_the_architecture_and_refuses_a_mismatch() {
     assert!(!average(&[&a], &path(dir.path(), "lone")).status.success());
     assert!(!dir.path().join("bad").exists());
 }
+
+/// `--recalibrate N`: batch-norm statistics recomputed from the network's own activations on
+/// the calibration batch, as `init` sets them (256 portraits): the same N gives the same
+/// portraits back, another N statistics close to them; only the sampling generator takes it.
+#[test]
+fn recalibrated_batch_norm_statistics_are_the_calibration_batchs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = path(dir.path(), "g");
+    ok(&[
+        "init",
+        "--family",
+        "dcgan",
+        "--image-size",
+        "32",
+        "--width",
+        "8",
+        "--out",
+        &model,
+    ]);
+    let recalibrate = |portraits: &str, out: &str| {
+        ok(&[
+            "convert",
+            "--model",
+            &model,
+            "--part",
+            "sampling",
+            "--storage",
+            "f32",
+            "--recalibrate",
+            portraits,
+            "--out",
+            out,
+        ]);
+    };
+    let (same, other, mean) = (
+        path(dir.path(), "same"),
+        path(dir.path(), "other"),
+        path(dir.path(), "mean"),
+    );
+    recalibrate("256", &same);
+    recalibrate("64", &other);
+    ok(&[
+        "average",
+        "--model",
+        &model,
+        "--model",
+        &model,
+        "--recalibrate",
+        "256",
+        "--storage",
+        "f32",
+        "--out",
+        &mean,
+    ]);
+    let raw = |model: &str, name: &str| raw_portraits(dir.path(), model, name);
+    let drawn = raw(&model, "a.npy");
+    assert!(max_abs_diff(&drawn, &raw(&same, "same.npy")) < 1e-5);
+    assert!(max_abs_diff(&drawn, &raw(&mean, "mean.npy")) < 1e-5);
+    let moved = max_abs_diff(&drawn, &raw(&other, "other.npy"));
+    assert!(moved > 1e-6 && moved < 0.5, "{moved}");
+    let refused = retrato(&[
+        "convert",
+        "--model",
+        &model,
+        "--storage",
+        "f32",
+        "--recalibrate",
+        "64",
+        "--out",
+        &path(dir.path(), "all"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--part sampling"));
+}
