@@ -58,20 +58,20 @@ pub fn run(args: Args) -> Result<()> {
     // The parts' measurements do not describe their mean.
     header.metrics.clear();
     header.evaluation = None;
+    // The last two path components name a run's file ("art-a/resume.safetensors") without
+    // the folders of someone's machine.
     let names: Vec<_> = (args.models.iter())
         .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
+            let parts: Vec<_> = p.components().rev().take(2).collect();
+            let named: PathBuf = parts.into_iter().rev().collect();
+            named.display().to_string()
         })
         .collect();
-    header.notes = format!(
-        "Mean of {} generators ({}). {}",
-        files.len(),
-        names.join(", "),
-        first.header.notes
-    );
+    header.notes = format!("Mean of {} generators ({})", files.len(), names.join(", "));
+    if let Some(portraits) = args.recalibrate {
+        header.notes += &format!(", batch-norm statistics recomputed from {portraits} portraits");
+    }
+    header.notes += ".";
     let mean = match args.recalibrate {
         Some(portraits) => weights::recalibrated(&header, mean, portraits)?,
         None => mean,
