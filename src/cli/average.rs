@@ -25,8 +25,8 @@ pub struct Args {
     storage: StorageChoice,
     /// Recompute the mean generator's batch-norm statistics from one batch of this many
     /// portraits (SWA's rule; 512 is plenty) instead of averaging the parts' statistics.
-    #[arg(long, value_name = "N")]
-    recalibrate: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=4096))]
+    recalibrate: Option<u16>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     header.notes += ".";
     let mean = match args.recalibrate {
-        Some(portraits) => weights::recalibrated(&header, mean, portraits)?,
+        Some(portraits) => weights::recalibrated(&header, mean, portraits as usize)?,
         None => mean,
     };
     let bytes = weights::encode(&header, &[mean]).map_err(|e| anyhow::anyhow!("{e}"))?;

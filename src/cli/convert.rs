@@ -53,8 +53,8 @@ pub struct Args {
     /// Recompute the generator's batch-norm statistics from one batch of this many portraits
     /// (SWA's rule; 512 is plenty): a checkpoint's moving average carries averaged
     /// statistics that its averaged weights do not quite produce. With --part sampling.
-    #[arg(long, value_name = "N")]
-    recalibrate: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=4096))]
+    recalibrate: Option<u16>,
 }
 
 impl StorageChoice {
@@ -89,13 +89,19 @@ pub fn run(args: Args) -> Result<()> {
         (None, PartChoice::Sampling) => {
             let part = chosen_part(&model, PartChoice::Sampling, generator, &args)?;
             match args.recalibrate {
-                Some(portraits) => vec![weights::recalibrated(&header, part, portraits)?],
+                Some(portraits) => {
+                    // Measurements of the old statistics do not describe the new ones.
+                    header.metrics.clear();
+                    header.evaluation = None;
+                    header.notes +=
+                        &format!(" Batch-norm statistics recomputed from {portraits} portraits.");
+                    vec![weights::recalibrated(&header, part, portraits as usize)?]
+                }
                 None => vec![part],
             }
         }
         (None, part) => vec![chosen_part(&model, part, generator, &args)?],
     };
-
     let bytes = weights::encode(&header, &parts)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
     write_atomic(&args.out, &bytes)?;

@@ -495,19 +495,7 @@ fn average_of_generators_keeps_the_architecture_and_refuses_a_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let model = |name: &str, seed: &str, width: &str| {
         let out = path(dir.path(), name);
-        ok(&[
-            "init",
-            "--family",
-            "dcgan",
-            "--image-size",
-            "32",
-            "--width",
-            width,
-            "--seed",
-            seed,
-            "--out",
-            &out,
-        ]);
+        init_dcgan_32(&out, width, seed);
         out
     };
     let (a, b, wide) = (
@@ -551,17 +539,7 @@ fn average_of_generators_keeps_the_architecture_and_refuses_a_mismatch() {
 fn recalibrated_batch_norm_statistics_are_the_calibration_batchs() {
     let dir = tempfile::tempdir().unwrap();
     let model = path(dir.path(), "g");
-    ok(&[
-        "init",
-        "--family",
-        "dcgan",
-        "--image-size",
-        "32",
-        "--width",
-        "8",
-        "--out",
-        &model,
-    ]);
+    init_dcgan_32(&model, "8", "0");
     let recalibrate = |portraits: &str, out: &str| {
         ok(&[
             "convert",
@@ -616,4 +594,41 @@ fn recalibrated_batch_norm_statistics_are_the_calibration_batchs() {
     ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--part sampling"));
+    assert!(ok(&["info", &same]).contains("recomputed from 256 portraits"));
+    for portraits in ["1", "100000"] {
+        let refused = retrato(&[
+            "convert",
+            "--model",
+            &model,
+            "--part",
+            "sampling",
+            "--storage",
+            "f32",
+            "--recalibrate",
+            portraits,
+            "--out",
+            &path(dir.path(), "n"),
+        ]);
+        assert!(
+            !refused.status.success(),
+            "--recalibrate {portraits} accepted"
+        );
+    }
+}
+
+/// A 32-pixel DCGAN generator of `width` with `seed`'s random weights (batch norm calibrated).
+fn init_dcgan_32(out: &str, width: &str, seed: &str) {
+    ok(&[
+        "init",
+        "--family",
+        "dcgan",
+        "--image-size",
+        "32",
+        "--width",
+        width,
+        "--seed",
+        seed,
+        "--out",
+        out,
+    ]);
 }
