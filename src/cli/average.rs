@@ -55,9 +55,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut header = first.header.clone();
     header.storage = args.storage.storage();
     header.steps = files.iter().map(|f| f.header.steps).max().unwrap_or(0);
-    // The parts' measurements do not describe their mean.
-    header.metrics.clear();
-    header.evaluation = None;
+    header.forget_measurements();
     // The last two path components name a run's file ("art-a/resume.safetensors") without
     // the folders of someone's machine.
     let names: Vec<_> = (args.models.iter())
@@ -68,14 +66,15 @@ pub fn run(args: Args) -> Result<()> {
         })
         .collect();
     header.notes = format!("Mean of {} generators ({})", files.len(), names.join(", "));
-    if let Some(portraits) = args.recalibrate {
-        header.notes += &format!(", batch-norm statistics recomputed from {portraits} portraits");
-    }
-    header.notes += ".";
     let mean = match args.recalibrate {
-        Some(portraits) => weights::recalibrated(&header, mean, portraits as usize)?,
+        Some(portraits) => {
+            header.notes +=
+                &format!(", batch-norm statistics recomputed from {portraits} portraits");
+            weights::recalibrated(&header, mean, portraits as usize)?
+        }
         None => mean,
     };
+    header.notes += ".";
     let bytes = weights::encode(&header, &[mean]).map_err(|e| anyhow::anyhow!("{e}"))?;
     write_atomic(&args.out, &bytes)?;
     // Read back what was written: a file this command makes must load.

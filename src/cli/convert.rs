@@ -90,9 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             let part = chosen_part(&model, PartChoice::Sampling, generator, &args)?;
             match args.recalibrate {
                 Some(portraits) => {
-                    // Measurements of the old statistics do not describe the new ones.
-                    header.metrics.clear();
-                    header.evaluation = None;
+                    header.forget_measurements();
                     header.notes +=
                         &format!(" Batch-norm statistics recomputed from {portraits} portraits.");
                     vec![weights::recalibrated(&header, part, portraits as usize)?]

@@ -307,8 +307,7 @@ fn median(values: &[f64]) -> f64 {
 fn write_generator(generator: &Generator, source: &Header, path: &Path) -> Result<()> {
     let mut header = source.clone();
     header.storage = Storage::F16;
-    header.evaluation = None;
-    header.metrics = Default::default();
+    header.forget_measurements();
     header.notes = format!(
         "{} Tuned to one picture by `retrato invert --tune-steps`.",
         source.notes

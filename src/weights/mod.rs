@@ -132,6 +132,13 @@ fn default_storage() -> Storage {
 }
 
 impl Header {
+    /// Forgets the measurements of weights that have since changed (tuned, averaged,
+    /// recalibrated): they would describe another network.
+    pub fn forget_measurements(&mut self) {
+        self.metrics.clear();
+        self.evaluation = None;
+    }
+
     pub fn new(model: ModelConfig) -> Self {
         Self {
             format_version: PLAIN_FORMAT_VERSION,
